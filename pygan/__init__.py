@@ -1,0 +1,8 @@
+"""pygan: GANs from scratch with hand-derived, finite-difference-checked gradients (no autograd)."""
+from .backend import set_backend, get_backend, available_backends
+from .random import manual_seed
+from . import nn, gradcheck
+
+__version__ = "0.1.0"
+
+__all__ = ["set_backend", "get_backend", "available_backends", "manual_seed", "nn", "gradcheck", "__version__"]

@@ -1,0 +1,100 @@
+"""Elementwise activations.  Derivations: docs/gradients.md#activations.
+
+Each keeps only what its backward needs: ReLU/LeakyReLU the sign mask of x, Tanh and Sigmoid
+their output y (their derivatives are functions of y).
+"""
+from __future__ import annotations
+
+from ..backend import get_backend
+from .module import Module
+
+
+def _check_float(layer, x):
+    xp = get_backend().xp
+    if not isinstance(x, xp.ndarray):
+        raise TypeError(f"{layer.describe()}: expected an array, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{layer.describe()}: expected a floating input, got dtype {x.dtype}")
+
+
+class ReLU(Module):
+    """y = max(x, 0).  ∂L/∂x = gy · [x > 0]."""
+
+    def __init__(self):
+        super().__init__()
+        self._mask = None
+
+    def forward(self, x):
+        _check_float(self, x)
+        self._mask = x > 0
+        return x * self._mask
+
+    def backward(self, gy):
+        return gy * self._need_cache(self._mask)
+
+
+class LeakyReLU(Module):
+    """y = x if x > 0 else a·x (a = negative_slope).  ∂L/∂x = gy · (1 if x > 0 else a)."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+        self._mask = None
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+    def describe(self):
+        return f"LeakyReLU({self.negative_slope})"
+
+    def forward(self, x):
+        _check_float(self, x)
+        xp = get_backend().xp
+        self._mask = mask = x > 0
+        return xp.where(mask, x, x * x.dtype.type(self.negative_slope))
+
+    def backward(self, gy):
+        mask = self._need_cache(self._mask)
+        xp = get_backend().xp
+        return xp.where(mask, gy, gy * gy.dtype.type(self.negative_slope))
+
+
+class Tanh(Module):
+    """y = tanh x.  ∂L/∂x = gy · (1 − y²)."""
+
+    def __init__(self):
+        super().__init__()
+        self._y = None
+
+    def forward(self, x):
+        _check_float(self, x)
+        self._y = y = get_backend().xp.tanh(x)
+        return y
+
+    def backward(self, gy):
+        y = self._need_cache(self._y)
+        return gy * (1 - y * y)
+
+
+def sigmoid(x):
+    """σ(x) = 1/(1 + e^(−x)), computed without overflow for any x (e^(−|x|) ≤ 1)."""
+    xp = get_backend().xp
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Sigmoid(Module):
+    """y = σ(x).  ∂L/∂x = gy · y (1 − y)."""
+
+    def __init__(self):
+        super().__init__()
+        self._y = None
+
+    def forward(self, x):
+        _check_float(self, x)
+        self._y = y = sigmoid(x)
+        return y
+
+    def backward(self, gy):
+        y = self._need_cache(self._y)
+        return gy * y * (1 - y)

@@ -1,0 +1,59 @@
+"""Linear layer: y = x Wᵀ + b.  Derivation: docs/gradients.md#linear."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_backend
+from . import init
+from .module import Module, Parameter, check_input
+
+
+class Linear(Module):
+    """Affine map ``y = x Wᵀ + b`` (PyTorch's ``nn.Linear``).
+
+    Shapes: x (*, in_features) → y (*, out_features); weight (out_features, in_features);
+    bias (out_features,). Initialisation: PyTorch's U(−1/√in, 1/√in) for weight and bias.
+
+    Backward (docs/gradients.md#linear), with gy = ∂L/∂y flattened to (M, out):
+    ∂L/∂x = gy W,   ∂L/∂W += gyᵀ x,   ∂L/∂b += Σ_rows gy.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
+        super().__init__()
+        if in_features <= 0 or out_features <= 0:
+            raise ValueError(f"Linear: features must be positive, got ({in_features}, {out_features})")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        xp = get_backend().xp
+        self.weight = Parameter(xp.empty((out_features, in_features), dtype=dtype))
+        self.bias = Parameter(xp.empty((out_features,), dtype=dtype)) if bias else None
+        init.default_uniform_(self.weight, self.bias)
+        self._x = None
+
+    def describe(self):
+        return f"Linear({self.in_features}→{self.out_features})"
+
+    def _shape_hint(self):
+        return f"(*, {self.in_features})"
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+    def forward(self, x):
+        check_input(self, x, ndim=range(1, 33), channels_axis=-1, channels=self.in_features)
+        be = get_backend()
+        x2 = x.reshape(-1, self.in_features)
+        y = be.matmul(x2, self.weight.data.T)
+        if self.bias is not None:
+            y += self.bias.data
+        self._x = x
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+    def backward(self, gy):
+        x = self._need_cache(self._x)
+        be = get_backend()
+        g2 = gy.reshape(-1, self.out_features)
+        x2 = x.reshape(-1, self.in_features)
+        self.weight.grad += be.matmul(g2.T, x2)
+        if self.bias is not None:
+            self.bias.grad += g2.sum(axis=0)
+        return be.matmul(g2, self.weight.data).reshape(x.shape)
