@@ -9,7 +9,9 @@ passes when its normwise relative error
 
     rel = max_i |aᵢ − nᵢ| / max(max_i |aᵢ|, max_i |nᵢ|, 1e-12)
 
-is at most ``rtol`` (default 1e-6). Modules are checked through the scalar L = Σ y ⊙ r with a
+is at most ``rtol`` (default 1e-6), or when every difference is below the rounding floor of the
+differences themselves, atol = 10·u·max|f|/ε (a gradient that is exactly zero — the last bias
+under a difference of two D values, say — can only be checked to that floor). Modules are checked through the scalar L = Σ y ⊙ r with a
 fixed random r, so ``backward(r)`` is exactly ∂L/∂y. Large tensors are checked on a random
 subset of elements plus one random direction d over the whole tensor (two forwards:
 (L(θ+εd) − L(θ−εd))/2ε against ⟨∂L/∂θ, d⟩), the trick Chainer uses for big layers.
@@ -36,10 +38,11 @@ class Entry:
     max_abs: float
     max_rel: float
     rtol: float
+    atol: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return bool(np.isfinite(self.max_rel) and self.max_rel <= self.rtol)
+        return bool(np.isfinite(self.max_abs) and (self.max_rel <= self.rtol or self.max_abs <= self.atol))
 
 
 @dataclass
@@ -58,7 +61,7 @@ class Report:
 
     def extend(self, other: "Report", prefix: str = ""):
         for e in other.entries:
-            self.entries.append(Entry(prefix + e.name, e.n_checked, e.max_abs, e.max_rel, e.rtol))
+            self.entries.append(Entry(prefix + e.name, e.n_checked, e.max_abs, e.max_rel, e.rtol, e.atol))
 
     def __str__(self):
         w = max([len(e.name) for e in self.entries] + [9])
@@ -76,18 +79,18 @@ class Report:
         return self
 
 
-def compare(name: str, analytic, numeric, rtol: float = RTOL) -> Entry:
+def compare(name: str, analytic, numeric, rtol: float = RTOL, atol: float = 0.0) -> Entry:
     """Normwise relative error between two arrays of the same shape."""
     a = np.asarray(analytic, dtype=np.float64).ravel()
     n = np.asarray(numeric, dtype=np.float64).ravel()
     if a.shape != n.shape:
         raise ValueError(f"{name}: analytic gradient has {a.size} elements, numeric {n.size}")
     if a.size == 0:
-        return Entry(name, 0, 0.0, 0.0, rtol)
+        return Entry(name, 0, 0.0, 0.0, rtol, atol)
     diff = np.abs(a - n)
     max_abs = float(diff.max())
     scale = max(float(np.abs(a).max()), float(np.abs(n).max()), 1e-12)
-    return Entry(name, a.size, max_abs, max_abs / scale, rtol)
+    return Entry(name, a.size, max_abs, max_abs / scale, rtol, atol)
 
 
 # --- the generic engine: numeric gradient of a scalar function of arrays held in place -----
@@ -124,10 +127,22 @@ def directional_derivative(f, array, direction, eps: float = EPS):
     return (fp - fm) / (2 * eps)
 
 
+def _rounding_floor(f_max: float, eps: float) -> float:
+    """Below this, a central difference of f is rounding noise: 10·u·max|f|/ε."""
+    return 10 * np.finfo(np.float64).eps * f_max / eps
+
+
 def check_array(name, f, array, analytic, rng, max_elements=256, eps=EPS, rtol=RTOL) -> list[Entry]:
     """Compare ``analytic`` (∂f/∂array) with finite differences: element-wise on up to
     ``max_elements`` random elements, plus one random direction when the array is larger."""
     analytic = np.asarray(analytic, dtype=np.float64)
+    f_max = [0.0]
+
+    def f_tracked():
+        v = f()
+        f_max[0] = max(f_max[0], abs(float(v)))
+        return v
+
     if analytic.shape != array.shape:
         raise ValueError(f"{name}: analytic gradient shape {analytic.shape} != array shape {array.shape}")
     entries = []
@@ -138,12 +153,13 @@ def check_array(name, f, array, analytic, rng, max_elements=256, eps=EPS, rtol=R
     else:
         idx = np.sort(rng.choice(size, size=max_elements, replace=False))
         ref = analytic.ravel()[idx]
-    num = numeric_gradient(f, array, idx, eps)
-    entries.append(compare(name, ref, num, rtol))
+    num = numeric_gradient(f_tracked, array, idx, eps)
+    entries.append(compare(name, ref, num, rtol, _rounding_floor(f_max[0], eps)))
     if idx is not None:
         d = rng.standard_normal(array.shape)
-        num_d = directional_derivative(f, array, d, eps)
-        entries.append(compare(name + " (random direction)", [float(np.sum(analytic * d))], [num_d], rtol))
+        num_d = directional_derivative(f_tracked, array, d, eps)
+        entries.append(compare(name + " (random direction)", [float(np.sum(analytic * d))], [num_d], rtol,
+                               _rounding_floor(f_max[0], eps) * float(np.abs(d).max())))
     return entries
 
 
@@ -197,5 +213,125 @@ def check_module(module, x, *, seed: int = 0, eps: float = EPS, rtol: float = RT
             report.add(e)
     for name, p in m.named_parameters():
         for e in check_array(name, loss, p.data, grads[name], rng, max_elements, eps, rtol):
+            report.add(e)
+    return report
+
+
+# --- losses --------------------------------------------------------------------------------
+
+def check_loss(loss, real_logits, fake_logits, *, eps: float = EPS, rtol: float = RTOL) -> Report:
+    """Check every gradient a GAN objective returns, in float64.
+
+    ``d_loss`` w.r.t. the real and the fake logits, ``g_loss`` w.r.t. the fake logits, and the
+    halves ``d_real``/``d_fake``; also that ``d_loss`` is the sum of its halves.
+    """
+    real = np.array(real_logits, dtype=np.float64)
+    fake = np.array(fake_logits, dtype=np.float64)
+    report = Report(f"check_loss: {getattr(loss, 'name', type(loss).__name__)}, "
+                    f"logits {tuple(real.shape)} / {tuple(fake.shape)}")
+    value, g_real, g_fake = loss.d_loss(real, fake)
+    report.add(compare("d_loss / real", g_real, numeric_gradient(lambda: loss.d_loss(real, fake)[0], real, eps=eps), rtol))
+    report.add(compare("d_loss / fake", g_fake, numeric_gradient(lambda: loss.d_loss(real, fake)[0], fake, eps=eps), rtol))
+    _, g = loss.g_loss(fake)
+    report.add(compare("g_loss / fake", g, numeric_gradient(lambda: loss.g_loss(fake)[0], fake, eps=eps), rtol))
+    v_real, g = loss.d_real(real)
+    report.add(compare("d_real / real", g, numeric_gradient(lambda: loss.d_real(real)[0], real, eps=eps), rtol))
+    v_fake, g = loss.d_fake(fake)
+    report.add(compare("d_fake / fake", g, numeric_gradient(lambda: loss.d_fake(fake)[0], fake, eps=eps), rtol))
+    report.add(compare("d_loss = d_real + d_fake (value)", [value], [v_real + v_fake], rtol))
+    return report
+
+
+# --- a whole GAN: ∂V/∂θ_D and ∂V/∂θ_G through D(G(z)) -----------------------------------------
+
+def gan_gradients(G, D, loss, z, real):
+    """The analytic gradients of one training step, computed the way a training loop does.
+
+    D step:  L_D = d_real(D(real)) + d_fake(D(G(z))), with G held fixed;
+    G step:  L_G = g_loss(D(G(z))), back through D (whose parameters are not updated) into G.
+    Each backward follows the forward it belongs to (a module's cache is its last forward's).
+    Returns (L_D, {name: ∂L_D/∂θ_D}, L_G, {name: ∂L_G/∂θ_G}).
+    """
+    D.zero_grad()
+    G.zero_grad()
+    fake = G(z)
+    v_real, g = loss.d_real(D(real))
+    D.backward(g)
+    v_fake, g = loss.d_fake(D(fake))
+    D.backward(g)
+    d_grads = {n: p.grad.copy() for n, p in D.named_parameters()}
+    D.zero_grad()
+    v_g, g = loss.g_loss(D(fake))
+    G.backward(D.backward(g))
+    g_grads = {n: p.grad.copy() for n, p in G.named_parameters()}
+    D.zero_grad()
+    G.zero_grad()
+    return v_real + v_fake, d_grads, v_g, g_grads
+
+
+def check_gan(G, D, loss, z, real, *, seed: int = 0, eps: float = EPS, rtol: float = RTOL,
+              max_elements: int | None = 64) -> Report:
+    """Prove ∂L_D/∂θ_D and ∂L_G/∂θ_G of the whole composition D(G(z)) by finite differences.
+
+    Copies G and D, casts them to float64, computes the gradients as :func:`gan_gradients`
+    (i.e. as training does) and compares every parameter of D with differences of L_D, and every
+    parameter of G with differences of L_G. Catches the classic bug of a generator gradient that
+    never reaches G through D.
+    """
+    rng = np.random.default_rng(seed)
+    G, D = copy.deepcopy(G).double(), copy.deepcopy(D).double()
+    z = np.array(z, dtype=np.float64)
+    real = np.array(real, dtype=np.float64)
+    states = _generator_states(G) + _generator_states(D)
+    _restore(states)
+    _, d_grads, _, g_grads = gan_gradients(G, D, loss, z, real)
+
+    def loss_d():
+        _restore(states)
+        fake = G(z)
+        return loss.d_real(D(real))[0] + loss.d_fake(D(fake))[0]
+
+    def loss_g():
+        _restore(states)
+        return loss.g_loss(D(G(z)))[0]
+
+    report = Report(f"check_gan: loss {getattr(loss, 'name', type(loss).__name__)}, "
+                    f"z {tuple(z.shape)}, real {tuple(real.shape)}")
+    for name, p in D.named_parameters():
+        for e in check_array(f"D.{name}", loss_d, p.data, d_grads[name], rng, max_elements, eps, rtol):
+            report.add(e)
+    for name, p in G.named_parameters():
+        for e in check_array(f"G.{name}", loss_g, p.data, g_grads[name], rng, max_elements, eps, rtol):
+            report.add(e)
+    return report
+
+
+# --- penalties -------------------------------------------------------------------------------
+
+def check_penalty(penalty, D, *args, seed: int = 0, eps: float = EPS, rtol: float = RTOL,
+                  max_elements: int | None = 64, **kwargs) -> Report:
+    """Prove a penalty's parameter gradients by finite differences of its value.
+
+    ``penalty(D, *args, **kwargs)`` must return the value and add ∂value/∂θ_D into D's grads
+    (as every function of :mod:`pygan.penalties` does). Random draws must be fixed: pass
+    ``alpha``/``eps`` explicitly, or a Generator (copied afresh for every evaluation).
+    """
+    rng = np.random.default_rng(seed)
+    D = copy.deepcopy(D).double()
+    args = [np.array(a, dtype=np.float64) if isinstance(a, np.ndarray) else a for a in args]
+    kwargs = {k: (np.array(v, dtype=np.float64) if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
+    states = _generator_states(D)
+
+    def call():
+        _restore(states)
+        kw = {k: copy.deepcopy(v) if isinstance(v, np.random.Generator) else v for k, v in kwargs.items()}
+        return penalty(D, *args, **kw)
+
+    D.zero_grad()
+    call()
+    grads = {n: p.grad.copy() for n, p in D.named_parameters()}
+    report = Report(f"check_penalty: {getattr(penalty, '__name__', penalty)} on {D.describe()}")
+    for name, p in D.named_parameters():
+        for e in check_array(name, call, p.data, grads[name], rng, max_elements, eps, rtol):
             report.add(e)
     return report

@@ -32,6 +32,13 @@ class ReLU(Module):
     def backward(self, gy):
         return gy * self._need_cache(self._mask)
 
+    # ẏ = [x > 0] ẋ; φ'' = 0, so gx = gy·[x > 0] and gẋ = gdy·[x > 0].
+    def jvp(self, dx):
+        return dx * self._need_cache(self._mask)
+
+    def backward_jvp(self, gy, gdy):
+        return (None if gy is None else self.backward(gy)), self.backward(gdy)
+
 
 class LeakyReLU(Module):
     """y = x if x > 0 else a·x (a = negative_slope).  ∂L/∂x = gy · (1 if x > 0 else a)."""
@@ -58,6 +65,13 @@ class LeakyReLU(Module):
         xp = get_backend().xp
         return xp.where(mask, gy, gy * gy.dtype.type(self.negative_slope))
 
+    # Linear in x on each side of 0, so φ'' = 0: ẏ = φ'(x) ẋ, gx = gy φ'(x), gẋ = gdy φ'(x).
+    def jvp(self, dx):
+        return self.backward(dx)
+
+    def backward_jvp(self, gy, gdy):
+        return (None if gy is None else self.backward(gy)), self.backward(gdy)
+
 
 class Tanh(Module):
     """y = tanh x.  ∂L/∂x = gy · (1 − y²)."""
@@ -65,6 +79,7 @@ class Tanh(Module):
     def __init__(self):
         super().__init__()
         self._y = None
+        self._dx = None
 
     def forward(self, x):
         _check_float(self, x)
@@ -74,6 +89,19 @@ class Tanh(Module):
     def backward(self, gy):
         y = self._need_cache(self._y)
         return gy * (1 - y * y)
+
+    # φ' = 1 − y², φ'' = −2y(1 − y²):  gx = gy φ' + gdy φ'' ẋ,  gẋ = gdy φ'.
+    def jvp(self, dx):
+        self._dx = dx
+        return self.backward(dx)
+
+    def backward_jvp(self, gy, gdy):
+        y, dx = self._need_cache(self._y), self._need_cache(self._dx)
+        d1 = 1 - y * y
+        gx = -2 * y * d1 * dx * gdy
+        if gy is not None:
+            gx += gy * d1
+        return gx, gdy * d1
 
 
 def sigmoid(x):
@@ -89,6 +117,7 @@ class Sigmoid(Module):
     def __init__(self):
         super().__init__()
         self._y = None
+        self._dx = None
 
     def forward(self, x):
         _check_float(self, x)
@@ -98,3 +127,16 @@ class Sigmoid(Module):
     def backward(self, gy):
         y = self._need_cache(self._y)
         return gy * y * (1 - y)
+
+    # φ' = y(1 − y), φ'' = y(1 − y)(1 − 2y):  gx = gy φ' + gdy φ'' ẋ,  gẋ = gdy φ'.
+    def jvp(self, dx):
+        self._dx = dx
+        return self.backward(dx)
+
+    def backward_jvp(self, gy, gdy):
+        y, dx = self._need_cache(self._y), self._need_cache(self._dx)
+        d1 = y * (1 - y)
+        gx = d1 * (1 - 2 * y) * dx * gdy
+        if gy is not None:
+            gx += gy * d1
+        return gx, gdy * d1

@@ -39,3 +39,13 @@ class Sequential(Module):
         for layer in reversed(self._modules.values()):
             gy = layer.backward(gy)
         return gy
+
+    def jvp(self, dx):
+        for layer in self._modules.values():
+            dx = layer.jvp(dx)
+        return dx
+
+    def backward_jvp(self, gy, gdy):
+        for layer in reversed(self._modules.values()):
+            gy, gdy = layer.backward_jvp(gy, gdy)
+        return gy, gdy

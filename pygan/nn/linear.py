@@ -28,6 +28,7 @@ class Linear(Module):
         self.bias = Parameter(xp.empty((out_features,), dtype=dtype)) if bias else None
         init.default_uniform_(self.weight, self.bias)
         self._x = None
+        self._dx = None
 
     def describe(self):
         return f"Linear({self.in_features}→{self.out_features})"
@@ -57,3 +58,21 @@ class Linear(Module):
         if self.bias is not None:
             self.bias.grad += g2.sum(axis=0)
         return be.matmul(g2, self.weight.data).reshape(x.shape)
+
+    # ẏ = ẋ Wᵀ;  adjoint: ∂/∂W = gyᵀx + gdyᵀẋ, ∂/∂b = Σ gy, gx = gy W, gẋ = gdy W.
+    # docs/gradients.md#second-order
+    def jvp(self, dx):
+        self._need_cache(self._x)
+        self._dx = dx
+        dy = get_backend().matmul(dx.reshape(-1, self.in_features), self.weight.data.T)
+        return dy.reshape(*dx.shape[:-1], self.out_features)
+
+    def backward_jvp(self, gy, gdy):
+        x, dx = self._need_cache(self._x), self._need_cache(self._dx)
+        be = get_backend()
+        gd2 = gdy.reshape(-1, self.out_features)
+        self.weight.grad += be.matmul(gd2.T, dx.reshape(-1, self.in_features))
+        gdx = be.matmul(gd2, self.weight.data).reshape(dx.shape)
+        if gy is None:
+            return None, gdx
+        return self.backward(gy), gdx

@@ -86,6 +86,26 @@ class Module:
     def backward(self, gy):
         raise NotImplementedError
 
+    # --- tangent mode, for penalties on ∇ₓD (docs/gradients.md#second-order) --------------------
+    def jvp(self, dx):
+        """Forward-mode derivative at the cached forward input: ẏ = (∂y/∂x) ẋ.
+
+        Caches ẋ for :meth:`backward_jvp`. Layers that may sit in a critic under a gradient
+        penalty implement it; the others raise, naming themselves.
+        """
+        raise NotImplementedError(f"{self.describe()} does not support gradient penalties "
+                                  f"(no jvp/backward_jvp: its second derivative is not implemented)")
+
+    def backward_jvp(self, gy, gdy):
+        """Adjoint of (θ, x, ẋ) ↦ (y, ẏ) at the cached point.
+
+        Given gy = ∂L/∂y (or None for zero) and gdy = ∂L/∂ẏ, returns (∂L/∂x or None, ∂L/∂ẋ) and
+        adds ∂L/∂θ into the parameters' grads. With L = Σ ẏ this is ∂/∂θ of the directional
+        derivative ⟨∇ₓD, ẋ⟩, which is what the gradient penalty's θ-gradient needs.
+        """
+        raise NotImplementedError(f"{self.describe()} does not support gradient penalties "
+                                  f"(no jvp/backward_jvp: its second derivative is not implemented)")
+
     def _need_cache(self, cache):
         """Return ``cache`` or raise if ``backward`` comes before any ``forward``."""
         if cache is None:
