@@ -219,25 +219,49 @@ def check_module(module, x, *, seed: int = 0, eps: float = EPS, rtol: float = RT
 
 # --- losses --------------------------------------------------------------------------------
 
-def check_loss(loss, real_logits, fake_logits, *, eps: float = EPS, rtol: float = RTOL) -> Report:
+def _off_kinks(x, kinks, margin=1e-3):
+    """Move logits within ``margin`` of a kink (hinge: ±1) away from it: no derivative there."""
+    for k in kinks:
+        near = np.abs(x - k) < margin
+        x[near] = k + 10 * margin
+    return x
+
+
+def check_loss(loss, real_logits, fake_logits, *, seed: int = 0, eps: float = EPS, rtol: float = RTOL,
+               max_elements: int | None = 256) -> Report:
     """Check every gradient a GAN objective returns, in float64.
 
     ``d_loss`` w.r.t. the real and the fake logits, ``g_loss`` w.r.t. the fake logits, and the
-    halves ``d_real``/``d_fake``; also that ``d_loss`` is the sum of its halves.
+    halves ``d_real``/``d_fake``; also that each gradient has its logits' shape, that the
+    halves' gradients are exactly ``d_loss``'s, and that ``d_loss`` is the sum of its halves.
+    Logits at a kink of the loss (``loss.kinks``) are moved off it first.
     """
-    real = np.array(real_logits, dtype=np.float64)
-    fake = np.array(fake_logits, dtype=np.float64)
-    report = Report(f"check_loss: {getattr(loss, 'name', type(loss).__name__)}, "
-                    f"logits {tuple(real.shape)} / {tuple(fake.shape)}")
+    rng = np.random.default_rng(seed)
+    kinks = getattr(loss, "kinks", ())
+    real = _off_kinks(np.array(real_logits, dtype=np.float64), kinks)
+    fake = _off_kinks(np.array(fake_logits, dtype=np.float64), kinks)
+    title = loss.describe() if hasattr(loss, "describe") else getattr(loss, "name", type(loss).__name__)
+    report = Report(f"check_loss: {title}, logits {tuple(real.shape)} / {tuple(fake.shape)}")
     value, g_real, g_fake = loss.d_loss(real, fake)
-    report.add(compare("d_loss / real", g_real, numeric_gradient(lambda: loss.d_loss(real, fake)[0], real, eps=eps), rtol))
-    report.add(compare("d_loss / fake", g_fake, numeric_gradient(lambda: loss.d_loss(real, fake)[0], fake, eps=eps), rtol))
-    _, g = loss.g_loss(fake)
-    report.add(compare("g_loss / fake", g, numeric_gradient(lambda: loss.g_loss(fake)[0], fake, eps=eps), rtol))
-    v_real, g = loss.d_real(real)
-    report.add(compare("d_real / real", g, numeric_gradient(lambda: loss.d_real(real)[0], real, eps=eps), rtol))
-    v_fake, g = loss.d_fake(fake)
-    report.add(compare("d_fake / fake", g, numeric_gradient(lambda: loss.d_fake(fake)[0], fake, eps=eps), rtol))
+    _, g_gen = loss.g_loss(fake)
+    v_real, g_real_half = loss.d_real(real)
+    v_fake, g_fake_half = loss.d_fake(fake)
+    for what, g, x in (("d_loss / real", g_real, real), ("d_loss / fake", g_fake, fake),
+                       ("g_loss / fake", g_gen, fake), ("d_real / real", g_real_half, real),
+                       ("d_fake / fake", g_fake_half, fake)):
+        if np.shape(g) != x.shape:
+            raise AssertionError(f"check_loss: {what} gradient has shape {np.shape(g)}, logits {x.shape}")
+    checks = [("d_loss / real", lambda: loss.d_loss(real, fake)[0], real, g_real),
+              ("d_loss / fake", lambda: loss.d_loss(real, fake)[0], fake, g_fake),
+              ("g_loss / fake", lambda: loss.g_loss(fake)[0], fake, g_gen),
+              ("d_real / real", lambda: loss.d_real(real)[0], real, g_real_half),
+              ("d_fake / fake", lambda: loss.d_fake(fake)[0], fake, g_fake_half)]
+    for name, f, x, g in checks:
+        for e in check_array(name, f, x, g, rng, max_elements, eps, rtol):
+            report.add(e)
+    same = np.array_equal(g_real, g_real_half) and np.array_equal(g_fake, g_fake_half)
+    report.add(Entry("halves' gradients = d_loss's (exactly)", g_real.size + g_fake.size,
+                     0.0 if same else float("inf"), 0.0 if same else float("inf"), rtol))
     report.add(compare("d_loss = d_real + d_fake (value)", [value], [v_real + v_fake], rtol))
     return report
 
