@@ -192,7 +192,7 @@ def check_module(module, x, *, seed: int = 0, eps: float = EPS, rtol: float = RT
     rng = np.random.default_rng(seed)
     m = copy.deepcopy(module) if copy_module else module
     m.double()
-    x = np.array(x, dtype=np.float64)
+    x = np.array(x, dtype=np.float64) if np.issubdtype(np.asarray(x).dtype, np.floating) else np.array(x)
     states = _generator_states(m)
 
     _restore(states)

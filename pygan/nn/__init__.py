@@ -1,10 +1,17 @@
 """Layers with hand-derived backward passes, named and laid out like PyTorch's ``torch.nn``."""
 from .module import Module, Parameter
 from .linear import Linear
+from .conv import Conv2d, ConvTranspose2d
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .activation import ReLU, LeakyReLU, Tanh, Sigmoid
+from .dropout import Dropout
+from .shape import Flatten, Unflatten
+from .embedding import Embedding
 from .container import Sequential
+from .spectral_norm import spectral_norm
 from . import init
 from .init import dcgan_init
 
-__all__ = ["Module", "Parameter", "Linear", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Sequential",
-           "init", "dcgan_init"]
+__all__ = ["Module", "Parameter", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
+           "LayerNorm", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout", "Flatten", "Unflatten",
+           "Embedding", "Sequential", "spectral_norm", "init", "dcgan_init"]

@@ -59,6 +59,11 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  f"before assigning {name!r}")
+        if name in self._buffers and not isinstance(value, (Parameter, Module)):
+            # `self.running_mean *= 0.9` re-assigns: keep it a registered buffer, as torch does
+            self._buffers[name] = value
+            object.__setattr__(self, name, value)
+            return
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -141,7 +146,8 @@ class Module:
     def named_buffers(self, prefix: str = ""):
         for mod_prefix, mod in self.named_modules(prefix):
             for name, b in mod._buffers.items():
-                yield (f"{mod_prefix}.{name}" if mod_prefix else name), b
+                if b is not None:
+                    yield (f"{mod_prefix}.{name}" if mod_prefix else name), b
 
     def zero_grad(self):
         for p in self.parameters():
@@ -230,11 +236,11 @@ class Module:
             if tuple(value.shape) != tuple(current.shape):
                 raise ValueError(f"load_state_dict: {key!r} has shape {tuple(value.shape)} in the "
                                  f"state dict but {tuple(current.shape)} in the module")
-            value = xp.asarray(value, dtype=current.dtype)
+            value = xp.array(value, dtype=current.dtype, order="C", copy=True)  # keeps 0-d shapes
             if kind == "param":
-                mod._parameters[name].data = xp.ascontiguousarray(value).copy()
+                mod._parameters[name].data = value
             else:
-                mod._set_buffer(name, xp.ascontiguousarray(value).copy())
+                mod._set_buffer(name, value)
         return {"missing_keys": missing, "unexpected_keys": unexpected}
 
     # --- printing ------------------------------------------------------------------------

@@ -1,0 +1,347 @@
+"""The ``pygan`` command: ``train``, ``sample``, ``eval``, ``presets``, ``gradcheck``, ``info``.
+
+    pygan train                          the default experiment (dcgan-digits, a few minutes on a CPU)
+    pygan train ring-8 --steps 5000      a preset with flags for the common fields
+    pygan train my.toml --set optim_d.lr=1e-4
+    pygan train --resume runs/ring-8     continue a run exactly where its last checkpoint left off
+    pygan sample runs/ring-8 --n 2500 --out points.npy
+    pygan eval runs/ring-8
+    pygan presets                        every preset with a one-line description
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+_EXIT_ERROR = 2
+_EXIT_DIVERGED = 1
+
+
+def _cmd_gradcheck(args) -> int:
+    from . import gradcheck_suite
+
+    n_ok = n_fail = 0
+    for report in gradcheck_suite.run(sections=tuple(args.sections), seed=args.seed):
+        if report.ok:
+            n_ok += 1
+        else:
+            n_fail += 1
+        if args.verbose or not report.ok:
+            print(report)
+            print()
+        else:
+            worst = max((e.max_rel for e in report.entries), default=0.0)
+            print(f"ok    {report.title:<58} worst rel err {worst:.1e}")
+    print(f"\n{n_ok} passed, {n_fail} failed")
+    return 1 if n_fail else 0
+
+
+def _cmd_info(args) -> int:
+    import numpy as np
+
+    from . import __version__, available_backends, get_backend
+
+    print(f"pygan {__version__}, numpy {np.__version__}, backend in use: {get_backend().name}")
+    for name, reason in available_backends().items():
+        print(f"  {name:<9} {'available' if reason is None else 'unavailable: ' + reason}")
+    return 0
+
+
+# --- train -------------------------------------------------------------------------------------
+
+# flag -> (config key, type); None as the value means "not given"
+_TRAIN_FLAGS = [
+    ("--model", "model", str, "model name (mlp, dcgan-8, cgan-8, dcgan-28, cgan-28)"),
+    ("--data", "data", str, "ring-8, grid-25, swiss-roll, mixture-1d, digits, mnist, fashion"),
+    ("--data-folder", "data_folder", str, "folder with the MNIST / Fashion-MNIST IDX files"),
+    ("--loss", "loss", str, "minimax, nonsaturating, wasserstein, least_squares, hinge"),
+    ("--penalty", "penalty", str, "none, gp, r1, lipschitz, lipschitz-one-sided"),
+    ("--penalty-weight", "penalty_weight", float, "λ of gp / lipschitz, γ of r1"),
+    ("--clip", "clip", float, "WGAN weight clipping c (0 = none)"),
+    ("--n-critic", "n_critic", int, "D steps per G step"),
+    ("--steps", "steps", int, "number of G steps (with --resume: the new total)"),
+    ("--batch", "batch_size", int, "batch size"),
+    ("--lr", "optim.lr", float, "learning rate of both optimizers"),
+    ("--lr-g", "optim_g.lr", float, "G's learning rate"),
+    ("--lr-d", "optim_d.lr", float, "D's learning rate"),
+    ("--seed", "seed", int, "seed of initialisation and training"),
+    ("--eval-every", "eval_every", int, "quality metrics every N steps (0 = at the end)"),
+    ("--sample-every", "sample_every", int, "samples and plots every N steps (0 = at the end)"),
+    ("--checkpoint-every", "checkpoint_every", int, "checkpoint every N steps (0 = at the end)"),
+    ("--log-every", "log_every", int, "a log line every N steps"),
+    ("--backend", "backend", str, "array backend (numpy)"),
+]
+
+
+def _dest(flag):
+    return flag.lstrip("-").replace("-", "_")
+
+
+def _resolve_config(args):
+    from . import config
+
+    what = args.what
+    if args.config:
+        if what:
+            raise config.ConfigError(f"give either a preset/config file ({what!r}) or --config, not both")
+        what = args.config
+    if what is None:
+        cfg = config.preset(config.DEFAULT_PRESET)
+    elif what.endswith(".toml") or os.path.isfile(what):
+        cfg = config.load(what)
+    else:
+        cfg = config.preset(what)
+    overrides = {}
+    for flag, key, _, _ in _TRAIN_FLAGS:
+        v = getattr(args, _dest(flag))
+        if v is not None:
+            overrides[key] = v
+    for item in args.set or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise config.ConfigError(f"--set expects KEY=VALUE (e.g. optim_d.lr=1e-4), got {item!r}")
+        overrides[key.strip()] = value
+    cfg = config.replace(cfg, overrides)
+    return config.validate(cfg)
+
+
+def _report_divergence(e):
+    print(f"pygan train: training diverged at {e}", file=sys.stderr)
+    if e.checkpoint:
+        path, step = e.checkpoint
+        print(f"the last good checkpoint is {path} (step {step}); it was kept as it was. "
+              f"Lower the learning rate, or add a penalty / clipping, and start again.", file=sys.stderr)
+    else:
+        print("no checkpoint had been written yet.", file=sys.stderr)
+
+
+def _cmd_train(args) -> int:
+    from . import config
+    from .train import Trainer, TrainingDiverged
+
+    if args.list:
+        return _cmd_presets(args)
+    if args.resume:
+        free = ("--steps", "--eval-every", "--sample-every", "--checkpoint-every", "--log-every")
+        given = [flag for flag, _, _, _ in _TRAIN_FLAGS if flag not in free and getattr(args, _dest(flag)) is not None]
+        given += ["--set"] if args.set else []
+        given += [args.what] if args.what else []
+        given += ["--config"] if args.config else []
+        given += ["--out"] if args.out else []
+        if given:
+            raise config.ConfigError(f"--resume continues a run with its own configuration; "
+                                     f"only --steps and the intervals may change (got {', '.join(given)})")
+        intervals = {_dest(f): getattr(args, _dest(f)) for f in free[1:] if getattr(args, _dest(f)) is not None}
+        trainer = Trainer.resume(args.resume, steps=args.steps, intervals=intervals, progress=args.progress)
+    else:
+        cfg = _resolve_config(args)
+        if args.print_config:
+            print(config.to_toml(cfg), end="")
+            return 0
+        trainer = Trainer.new(cfg, out=args.out, overwrite=args.overwrite, progress=args.progress)
+    try:
+        trainer.run()
+    except TrainingDiverged as e:
+        _report_divergence(e)
+        return _EXIT_DIVERGED
+    except KeyboardInterrupt:
+        last = trainer.last_checkpoint
+        print(f"\ninterrupted during step {trainer.step + 1}"
+              + (f"; the last checkpoint is at step {last[1]}: pygan train --resume {trainer.run_dir}"
+                 if last else "; no checkpoint was written"), file=sys.stderr)
+        return 130
+    return 0
+
+
+def _cmd_presets(args) -> int:
+    from . import config
+
+    for name in config.presets():
+        print(f"{name:<24} {config.preset(name).describe()}")
+    return 0
+
+
+# --- sample / eval ------------------------------------------------------------------------------
+
+def _cmd_sample(args) -> int:
+    import numpy as np
+
+    from . import plots
+    from .train import generate, interpolate_latents, load_run
+
+    model, cfg, ck = load_run(args.run)
+    rng = np.random.default_rng(args.seed)
+    nc = getattr(model, "num_classes", 0)
+    out = args.out or os.path.join(ck.path if os.path.isdir(ck.path) else os.path.dirname(ck.path),
+                                   "interpolation.png" if args.interpolate else "sample.png")
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in (".png", ".npy"):
+        raise ValueError(f"--out must end in .png (a picture) or .npy (the raw samples), got {out!r}")
+    if args.label is not None:
+        if not nc:
+            raise ValueError(f"--label: model {cfg.model!r} is unconditional (no classes)")
+        if not 0 <= args.label < nc:
+            raise ValueError(f"--label must be in 0…{nc - 1}, got {args.label}")
+    if args.interpolate:
+        rows, steps = args.rows, args.steps
+        z = interpolate_latents(model, rows, steps, rng)
+        n = rows * steps
+    else:
+        z, n = None, args.n
+    if nc:
+        if args.label is not None:
+            labels = np.full(n, args.label, dtype=np.int64)
+        elif args.interpolate:
+            labels = np.repeat(rng.integers(0, nc, args.rows), args.steps)
+        else:
+            labels = np.arange(n, dtype=np.int64) % nc
+    else:
+        labels = None
+    x = generate(model, n, rng, labels=labels, z=None if z is None else _to_backend(z))
+    if cfg.is_toy:
+        x = x * cfg.data_scale
+    title = f"{cfg.name} — step {ck.step}"
+    if ext == ".npy":
+        if args.interpolate:
+            x = x.reshape((args.rows, args.steps) + x.shape[1:])
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        np.save(out, x)
+    elif cfg.is_toy:
+        from .train import make_data
+        real = make_data(cfg).reference(1000, np.random.default_rng(1))
+        if x.shape[1] == 1:
+            plots.histogram_1d(x, out, real=real, title=title)
+        elif args.interpolate:
+            plots.interpolation_paths(x.reshape(args.rows, args.steps, -1), out, real=real, title=title)
+        else:
+            means = getattr(make_data(cfg).dist, "means", None)
+            plots.scatter_2d(x, out, real=real, title=title, means=means)
+    else:
+        nrow = args.steps if args.interpolate else (nc if nc and args.label is None else None)
+        plots.image_grid(x, out, nrow=nrow, title=title)
+    print(f"wrote {n} samples{' (latent interpolation)' if args.interpolate else ''} of {cfg.name} "
+          f"(step {ck.step}) to {out}")
+    return 0
+
+
+def _to_backend(z):
+    from .backend import get_backend
+    return get_backend().xp.asarray(z)
+
+
+def _cmd_eval(args) -> int:
+    import numpy as np
+
+    from .train import evaluate, format_quality, judge_module, load_run
+
+    model, cfg, ck = load_run(args.run)
+    q = evaluate(model, cfg, n=args.n, rng=np.random.default_rng(args.seed))
+    if args.json:
+        print(json.dumps({"run": ck.path, "step": ck.step, **q}))
+        return 0
+    n = args.n or cfg.eval_samples
+    print(f"{cfg.name} at step {ck.step} ({ck.path}), {n} samples:")
+    if q:
+        print(f"  {format_quality(q)}")
+    elif cfg.is_toy:
+        print(f"  {cfg.data} has no modes to score")
+    elif judge_module() is None:
+        print("  no image quality metrics in this installation (they come with pygan.judge)")
+    else:
+        print("  pygan.judge returned nothing")
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pygan", description="GANs from scratch, every gradient derived and checked.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a GAN from a preset or a TOML config (default: dcgan-digits)",
+                       description="Train a GAN. WHAT is a preset name (pygan presets lists them) or a "
+                                   "TOML config file; without it, the dcgan-digits preset runs. The run "
+                                   "folder gets config.toml, metrics.jsonl, checkpoint.npz, sample "
+                                   "pictures and loss / D-output / gradient-norm plots.")
+    p.add_argument("what", nargs="?", help="preset name or config.toml (default: dcgan-digits)")
+    p.add_argument("--config", metavar="FILE", help="a TOML config (same as giving it as WHAT)")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN from its last checkpoint")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<name>, made unique)")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run")
+    for flag, _, typ, help_ in _TRAIN_FLAGS:
+        p.add_argument(flag, type=typ, default=None, help=help_)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any config field, dotted for tables: optim_d.betas=[0,0.9], "
+                        "model_args.width=32, loss_args.a=-1 (repeatable)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
+    p.add_argument("--list", action="store_true", help="list the presets and exit")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="progress bar even when not on a terminal")
+    bar.add_argument("--no-progress", dest="progress", action="store_false",
+                     help="plain log lines even on a terminal")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("sample", help="draw samples from a trained run",
+                       description="Samples of a run's generator as a picture (.png) or raw (.npy).")
+    p.add_argument("run", help="run folder or checkpoint .npz")
+    p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--label", type=int, default=None, help="class of every sample (conditional models)")
+    p.add_argument("--out", metavar="FILE", help="FILE.png (picture) or FILE.npy (raw samples, in the "
+                                                 "data's coordinates); default RUN/sample.png")
+    p.add_argument("--interpolate", action="store_true",
+                   help="a latent-space interpolation grid: --rows walks of --steps points (slerp)")
+    p.add_argument("--rows", type=int, default=8)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("eval", help="quality figures of a trained run",
+                       description="Toy data: modes / % high-quality / KL (WORKLOADS.md Q1, Q2); "
+                                   "images: the figures of pygan.judge where it is installed.")
+    p.add_argument("run", help="run folder or checkpoint .npz")
+    p.add_argument("--n", type=int, default=None, help="samples (default: the run's eval_samples, 2,500)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("presets", help="list the training presets")
+    p.set_defaults(func=_cmd_presets)
+
+    p = sub.add_parser("gradcheck", help="check every layer, loss and a whole G∘D game by finite differences")
+    p.add_argument("--sections", nargs="+", choices=["layers", "losses", "gan"],
+                   default=["layers", "losses", "gan"], help="what to check (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-v", "--verbose", action="store_true", help="print every table, not only failures")
+    p.set_defaults(func=_cmd_gradcheck)
+    p = sub.add_parser("info", help="version and which backends run on this machine")
+    p.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv=None) -> int:
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .train import RunFolderError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, CheckpointError, RunFolderError) as e:
+        print(f"pygan {args.command}: error: {e}", file=sys.stderr)
+    except FileNotFoundError as e:        # missing MNIST files: the message says where to put them
+        print(f"pygan {args.command}: error: {e}", file=sys.stderr)
+    except ImportError as e:              # scikit-learn missing for the digits
+        print(f"pygan {args.command}: error: {e}", file=sys.stderr)
+    except ValueError as e:
+        if args.command in ("sample", "eval"):
+            print(f"pygan {args.command}: error: {e}", file=sys.stderr)
+        else:
+            raise
+    return _EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The suite behind ``pygan gradcheck``: every layer, every loss, and a whole G∘D game per loss.
+
+Each case builds a small float64 instance, runs the matching ``pygan.gradcheck`` check and
+yields its :class:`~pygan.gradcheck.Report`. Shapes are small and odd on purpose (batch 1 and
+3, sizes not multiples of anything) so that the run takes seconds.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+
+from . import gradcheck, losses, nn
+
+
+def _layer_cases(rng) -> Iterator[tuple[str, Callable[[], nn.Module], np.ndarray]]:
+    r = rng.standard_normal
+    yield "Linear(5→3)", lambda: nn.Linear(5, 3), r((3, 5))
+    yield "Linear(4→2, no bias), batch 1", lambda: nn.Linear(4, 2, bias=False), r((1, 4))
+    yield "Conv2d(2→3, k3 s1 p1)", lambda: nn.Conv2d(2, 3, 3, 1, 1), r((2, 2, 5, 6))
+    yield "Conv2d(2→3, k4 s2 p1)", lambda: nn.Conv2d(2, 3, 4, 2, 1), r((1, 2, 7, 6))
+    yield "Conv2d(1→2, k(2,3) s2 p2, no bias)", lambda: nn.Conv2d(1, 2, (2, 3), 2, 2, bias=False), r((3, 1, 5, 5))
+    yield "ConvTranspose2d(3→2, k4 s2 p1)", lambda: nn.ConvTranspose2d(3, 2, 4, 2, 1), r((2, 3, 3, 4))
+    yield "ConvTranspose2d(2→2, k3 s2 p1 op1)", lambda: nn.ConvTranspose2d(2, 2, 3, 2, 1, 1), r((1, 2, 3, 3))
+    yield "BatchNorm1d(4), train", lambda: nn.BatchNorm1d(4), r((5, 4))
+    yield "BatchNorm2d(3), train", lambda: nn.BatchNorm2d(3), r((2, 3, 3, 2))
+    yield "BatchNorm2d(3), eval", lambda: _eval_bn(3), r((2, 3, 3, 2))
+    yield "LayerNorm(6)", lambda: nn.LayerNorm(6), r((3, 6))
+    yield "LayerNorm((2, 3))", lambda: nn.LayerNorm((2, 3)), r((4, 2, 3))
+    yield "ReLU", nn.ReLU, _off_kink(r((3, 7)))
+    yield "LeakyReLU(0.2)", lambda: nn.LeakyReLU(0.2), _off_kink(r((3, 7)))
+    yield "Tanh", nn.Tanh, r((3, 7))
+    yield "Sigmoid", nn.Sigmoid, r((3, 7))
+    yield "Dropout(0.3), train", lambda: nn.Dropout(0.3), r((4, 5))
+    yield "Flatten", nn.Flatten, r((2, 3, 2, 2))
+    yield "Unflatten(1, (3, 2))", lambda: nn.Unflatten(1, (3, 2)), r((2, 6))
+
+
+def _eval_bn(c):
+    bn = nn.BatchNorm2d(c)
+    bn.running_mean[...] = np.linspace(-0.5, 0.5, c)
+    bn.running_var[...] = np.linspace(0.5, 2.0, c)
+    return bn.eval()
+
+
+def _off_kink(x):
+    x[np.abs(x) < 1e-3] = 0.5  # finite differences are not defined at the kink of ReLU
+    return x
+
+
+def _gan_pair(rng):
+    G = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+    D = nn.Sequential(nn.Linear(2, 8), nn.LeakyReLU(0.2), nn.Linear(8, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1))
+    return G, D, rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+
+
+def _conv_gan_pair(rng):
+    G = nn.Sequential(nn.Linear(3, 2 * 3 * 3), nn.Unflatten(1, (2, 3, 3)), nn.BatchNorm2d(2), nn.ReLU(),
+                      nn.ConvTranspose2d(2, 1, 4, 2, 1), nn.Tanh())
+    D = nn.Sequential(nn.Conv2d(1, 2, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(2 * 3 * 3, 1))
+    return G, D, rng.standard_normal((4, 3)), rng.standard_normal((4, 1, 6, 6))
+
+
+def run(sections=("layers", "losses", "gan"), seed: int = 0) -> Iterator[gradcheck.Report]:
+    """Yield one report per case of the chosen sections."""
+    rng = np.random.default_rng(seed)
+    if "layers" in sections:
+        for title, make, x in _layer_cases(rng):
+            rep = gradcheck.check_module(make(), x, seed=seed)
+            rep.title = f"layer {title}"
+            yield rep
+    if "losses" in sections:
+        for name in losses.names():
+            for shape in [(1,), (6, 1)]:
+                rep = gradcheck.check_loss(losses.get(name), 1.5 * rng.standard_normal(shape),
+                                           1.5 * rng.standard_normal(shape))
+                rep.title = f"loss {name}, logits {shape}"
+                yield rep
+    if "gan" in sections:
+        for name in losses.names():
+            for arch, pair in (("MLP", _gan_pair), ("conv", _conv_gan_pair)):
+                G, D, z, real = pair(rng)
+                rep = gradcheck.check_gan(G, D, losses.get(name), z, real, seed=seed)
+                rep.title = f"G∘D game ({arch}), loss {name}"
+                yield rep

@@ -1,0 +1,362 @@
+"""Batch and layer normalisation.  Derivations: docs/gradients.md#batchnorm, #layernorm.
+
+Both use the compact input gradient of a normalisation x̂ = (x − μ)/σ,
+
+    ∂L/∂x = (1/σ) · (h − mean(h) − x̂ · mean(h·x̂)),   h = ∂L/∂x̂,
+
+with the means over the values that share μ and σ (a channel over (N, H, W) for BatchNorm, a
+row over the trailing dims for LayerNorm). BatchNorm caches the centred input x − μ and 1/σ,
+LayerNorm x̂ and 1/σ, each in a buffer reused by the next forward. Reductions are ``einsum``
+calls: one pass over the data, no temporary for products such as Σ g·xc.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..backend import get_backend
+from . import init
+from .module import Module, Parameter, check_input
+
+
+class _BatchNorm(Module):
+    """Shared implementation of BatchNorm1d/2d (PyTorch's ``_BatchNorm``).
+
+    The input is viewed as (N, C, M) with M the product of the dims after C (M = 1 for (N, C)
+    input, which is handled as a 2-D view). Per channel c, over the n = N·M values:
+
+        μ = mean(x),  var = mean((x − μ)²)  (biased),  x̂ = (x − μ)/√(var + eps),
+        y = γ x̂ + β.
+
+    Train mode (or ``track_running_stats=False``) normalises with the batch statistics and, when
+    tracking, updates ``running_mean``/``running_var`` with the *unbiased* variance
+    var·n/(n − 1): r ← (1 − m)·r + m·stat, with m = momentum, or m = 1/num_batches_tracked
+    (cumulative average) when ``momentum=None``. Eval mode uses the running statistics, so the
+    layer is the per-channel affine map y = x·γ/σ_r + (β − μ_r·γ/σ_r).
+
+    Backward (docs/gradients.md#batchnorm), g = ∂L/∂y, sums over (N, spatial):
+    train: ∂L/∂x = (γ/σ)(g − mean(g) − x̂·mean(g·x̂));  eval: ∂L/∂x = g·γ/σ_r;
+    both: ∂L/∂γ += Σ g·x̂,  ∂L/∂β += Σ g.
+    """
+
+    _ranks: tuple = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, dtype=np.float32, *,
+                 bias: bool = True):
+        super().__init__()
+        name = type(self).__name__
+        if int(num_features) != num_features or num_features <= 0:
+            raise ValueError(f"{name}: num_features must be a positive integer, got {num_features!r}")
+        if not eps > 0:
+            raise ValueError(f"{name}: eps must be positive, got {eps!r}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum!r}")
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"{name}: dtype must be floating, got {dtype}")
+        self.num_features = int(num_features)
+        self.eps = float(eps)
+        self.momentum = None if momentum is None else float(momentum)
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        self._dtype = dtype
+        xp = get_backend().xp
+        if self.affine:
+            self.weight = Parameter(xp.ones(self.num_features, dtype=dtype))
+            self.bias = Parameter(xp.zeros(self.num_features, dtype=dtype)) if bias else None
+        else:
+            self.weight = None
+            self.bias = None
+        if self.track_running_stats:
+            self.register_buffer("running_mean", xp.zeros(self.num_features, dtype=dtype))
+            self.register_buffer("running_var", xp.ones(self.num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", xp.zeros((), dtype=np.int64))
+        else:
+            # like torch's register_buffer(name, None): attributes exist, nothing is saved
+            self.running_mean = None
+            self.running_var = None
+            self.num_batches_tracked = None
+        self._cache = None
+        self._xc_buf = None
+
+    # --- description -------------------------------------------------------------------
+    def describe(self):
+        return f"{type(self).__name__}({self.num_features})"
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+
+    @property
+    def dtype(self):
+        """The layer's floating dtype (parameters and running statistics)."""
+        return self._dtype
+
+    def _on_dtype_change(self, dtype):
+        self._dtype = np.dtype(dtype)
+
+    def _set_buffer(self, name, array):
+        # keep num_batches_tracked 0-d like torch's (np.ascontiguousarray, used by
+        # Module.load_state_dict, turns a 0-d array into shape (1,))
+        if name == "num_batches_tracked" and array is not None:
+            array = array.reshape(())
+        super()._set_buffer(name, array)
+
+    # --- resets (torch's names) ----------------------------------------------------------
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def reset_parameters(self):
+        self.reset_running_stats()
+        if self.affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    # --- forward ------------------------------------------------------------------------
+    # Reductions run on the (N, C, M) view (einsum, one pass, no temporaries); elementwise work
+    # runs on the flat (N, C·M) view with the per-channel constants repeated to length C·M, so
+    # NumPy's inner loop spans C·M elements instead of M (7×7 = 49 for DCGAN's 7×7 maps).
+
+    def _views(self, a, shape):
+        if len(shape) == 2:
+            return a, a, "nc"
+        n, c, m = shape[0], self.num_features, math.prod(shape[2:])
+        return a.reshape(n, c, m), a.reshape(n, c * m), "ncm"
+
+    @staticmethod
+    def _expand(v, m):
+        """Per-channel vector (C,) → (C·M,) matching the flat view's columns."""
+        return v if m == 1 else get_backend().xp.repeat(v, m)
+
+    def forward(self, x):
+        check_input(self, x, ndim=self._ranks, channels_axis=1, channels=self.num_features)
+        xp = get_backend().xp
+        use_batch_stats = self.training or not self.track_running_stats
+        n = x.size // self.num_features          # values per channel
+        if use_batch_stats and n <= 1:
+            raise ValueError(f"{self.describe()}: expected more than 1 value per channel when training, "
+                             f"got input size {tuple(x.shape)}")
+        x = xp.ascontiguousarray(x)
+        x3, x2, sub = self._views(x, x.shape)
+        m = math.prod(x.shape[2:])               # spatial size M
+        dt = x.dtype.type
+        gamma = self.weight.data if self.weight is not None else None
+        beta = self.bias.data if self.bias is not None else None
+
+        if not use_batch_stats:
+            # eval: y = x·scale + shift, scale = γ/σ_r, shift = β − μ_r·scale
+            invstd = 1 / xp.sqrt(self.running_var + dt(self.eps))
+            scale = invstd if gamma is None else gamma * invstd
+            shift = -self.running_mean * scale
+            if beta is not None:
+                shift += beta
+            y = x2 * self._expand(scale, m)
+            y += self._expand(shift, m)
+            self._cache = ("eval", x, invstd, scale, self.running_mean.copy())
+            return y.reshape(x.shape)
+
+        inv_n = dt(1.0 / n)
+        mean = xp.einsum(f"{sub}->c", x3) * inv_n
+        # xc = x − μ goes into a buffer kept from the previous forward (whose cache is dead now)
+        buf = self._xc_buf
+        if buf is None or buf.shape != x.shape or buf.dtype != x.dtype:
+            buf = self._xc_buf = xp.empty_like(x)
+        xc3, xc2, _ = self._views(buf, x.shape)
+        xp.subtract(x2, self._expand(mean, m), out=xc2)
+        var = xp.einsum(f"{sub},{sub}->c", xc3, xc3) * inv_n          # biased
+        invstd = 1 / xp.sqrt(var + dt(self.eps))
+        scale = invstd if gamma is None else gamma * invstd
+        y = xc2 * self._expand(scale, m)
+        if beta is not None:
+            y += self._expand(beta, m)
+
+        if self.training and self.track_running_stats:
+            nbt = self.num_batches_tracked
+            nbt += 1  # in place (0-d array); never rebind a buffer attribute
+            f = 1.0 / float(nbt) if self.momentum is None else self.momentum
+            rm, rv = self.running_mean, self.running_var
+            rm *= dt(1.0 - f)
+            rm += dt(f) * mean
+            rv *= dt(1.0 - f)
+            rv += dt(f * n / (n - 1)) * var                          # unbiased
+        self._cache = ("train", buf, invstd, scale, None)
+        return y.reshape(x.shape)
+
+    # --- backward -----------------------------------------------------------------------
+    def backward(self, gy):
+        mode, a, invstd, scale, rmean = self._need_cache(self._cache)
+        xp = get_backend().xp
+        shape = a.shape
+        gy = xp.ascontiguousarray(gy).reshape(shape)
+        g3, g2, sub = self._views(gy, shape)
+        n = a.size // self.num_features
+        m = math.prod(shape[2:])
+        sum_g = xp.einsum(f"{sub}->c", g3)
+        if mode == "eval":
+            # a is x; the map is affine per channel
+            if self.weight is not None:
+                xc = self._views(a, shape)[1] - self._expand(rmean, m)
+                self.weight.grad += xp.einsum(f"{sub},{sub}->c", g3, self._views(xc, shape)[0]) * invstd
+            if self.bias is not None:
+                self.bias.grad += sum_g
+            return (g2 * self._expand(scale, m)).reshape(shape)
+
+        # train: a is xc = x − μ, x̂ = xc·invstd
+        a3, a2, _ = self._views(a, shape)
+        dt = a.dtype.type
+        sum_gxc = xp.einsum(f"{sub},{sub}->c", g3, a3)               # Σ g·xc
+        if self.weight is not None:
+            self.weight.grad += sum_gxc * invstd                     # Σ g·x̂
+        if self.bias is not None:
+            self.bias.grad += sum_g
+        # ∂L/∂x = scale·(g − mean(g) − xc·invstd²·mean(g·xc)),  scale = γ·invstd
+        inv_n = dt(1.0 / n)
+        coef = -(invstd * invstd) * (sum_gxc * inv_n)
+        gx = a2 * self._expand(coef, m)
+        gx += g2
+        gx -= self._expand(sum_g * inv_n, m)
+        gx *= self._expand(scale, m)
+        return gx.reshape(shape)
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation over (N, C) or (N, C, L) input (PyTorch's ``nn.BatchNorm1d``);
+    statistics per channel C over N (and L). See :class:`_BatchNorm` for the math,
+    docs/gradients.md#batchnorm for the derivation."""
+
+    _ranks = (2, 3)
+
+    def _shape_hint(self):
+        return f"(N, {self.num_features}) or (N, {self.num_features}, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation over (N, C, H, W) input (PyTorch's ``nn.BatchNorm2d``); statistics per
+    channel C over (N, H, W). See :class:`_BatchNorm` for the math,
+    docs/gradients.md#batchnorm for the derivation."""
+
+    _ranks = (4,)
+
+    def _shape_hint(self):
+        return f"(N, {self.num_features}, H, W)"
+
+
+class LayerNorm(Module):
+    """Layer normalisation over the trailing dims ``normalized_shape`` (PyTorch's
+    ``nn.LayerNorm``).
+
+    Shapes: x (*, *normalized_shape) → y of the same shape; weight γ and bias β have shape
+    ``normalized_shape``. Per row r (one row = the F = prod(normalized_shape) trailing values):
+
+        μ_r = mean(x_r),  σ_r = √(mean((x_r − μ_r)²) + eps),  x̂ = (x − μ)/σ,  y = γ ⊙ x̂ + β.
+
+    Backward (docs/gradients.md#layernorm), g = ∂L/∂y, h = g ⊙ γ, means over the row:
+    ∂L/∂x = (h − mean(h) − x̂·mean(h·x̂))/σ;  ∂L/∂γ += Σ_rows g·x̂;  ∂L/∂β += Σ_rows g.
+    """
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, dtype=np.float32):
+        super().__init__()
+        if isinstance(normalized_shape, (int, np.integer)):
+            normalized_shape = (normalized_shape,)
+        normalized_shape = tuple(int(s) for s in normalized_shape)
+        if not normalized_shape or any(s <= 0 for s in normalized_shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be non-empty positive sizes, "
+                             f"got {normalized_shape}")
+        if not eps > 0:
+            raise ValueError(f"LayerNorm: eps must be positive, got {eps!r}")
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"LayerNorm: dtype must be floating, got {dtype}")
+        self.normalized_shape = normalized_shape
+        self.eps = float(eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        self._dtype = dtype
+        self._features = math.prod(normalized_shape)
+        xp = get_backend().xp
+        if self.elementwise_affine:
+            self.weight = Parameter(xp.ones(normalized_shape, dtype=dtype))
+            self.bias = Parameter(xp.zeros(normalized_shape, dtype=dtype)) if bias else None
+        else:
+            self.weight = None
+            self.bias = None
+        self._cache = None
+        self._buf = None
+
+    def describe(self):
+        return f"LayerNorm({self.normalized_shape})"
+
+    def _shape_hint(self):
+        return "(*, " + ", ".join(map(str, self.normalized_shape)) + ")"
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    def _on_dtype_change(self, dtype):
+        self._dtype = np.dtype(dtype)
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x):
+        d = len(self.normalized_shape)
+        check_input(self, x, ndim=range(d, 33))
+        if tuple(x.shape[x.ndim - d:]) != self.normalized_shape:
+            raise ValueError(f"{self.describe()}: expected input {self._shape_hint()}, got {tuple(x.shape)}")
+        xp = get_backend().xp
+        dt = x.dtype.type
+        f = self._features
+        x2 = x.reshape(-1, f)
+        inv_f = dt(1.0 / f)
+        mean = xp.einsum("rf->r", x2) * inv_f
+        # x̂ goes into a buffer kept from the previous forward (whose cache is dead now)
+        xhat = self._buf
+        if xhat is None or xhat.shape != x2.shape or xhat.dtype != x.dtype:
+            xhat = self._buf = xp.empty(x2.shape, dtype=x.dtype)
+        xp.subtract(x2, mean[:, None], out=xhat)
+        var = xp.einsum("rf,rf->r", xhat, xhat) * inv_f
+        rstd = 1 / xp.sqrt(var + dt(self.eps))
+        xhat *= rstd[:, None]
+        if self.weight is not None:
+            y = xhat * self.weight.data.reshape(f)
+            if self.bias is not None:
+                y += self.bias.data.reshape(f)
+        else:
+            y = xhat.copy()  # the buffer is reused by the next forward
+        self._cache = (xhat, rstd, x.shape)
+        return y.reshape(x.shape)
+
+    def backward(self, gy):
+        xhat, rstd, x_shape = self._need_cache(self._cache)
+        xp = get_backend().xp
+        f = self._features
+        g2 = gy.reshape(-1, f)
+        if self.weight is not None:
+            self.weight.grad += xp.einsum("rf,rf->f", g2, xhat).reshape(self.normalized_shape)
+            if self.bias is not None:
+                self.bias.grad += xp.einsum("rf->f", g2).reshape(self.normalized_shape)
+            h = g2 * self.weight.data.reshape(f)
+        else:
+            h = g2
+        inv_f = xhat.dtype.type(1.0 / f)
+        mean_h = xp.einsum("rf->r", h) * inv_f
+        mean_hx = xp.einsum("rf,rf->r", h, xhat) * inv_f
+        gx = xhat * (-mean_hx)[:, None]
+        gx += h
+        gx -= mean_h[:, None]
+        gx *= rstd[:, None]
+        return gx.reshape(x_shape)
