@@ -1,30 +1,76 @@
 """The backend seam: an array module (``xp``) plus the hot kernels.
 
 Layers are written once, against ``backend.xp`` for cheap elementwise work and against the
-backend's kernel methods for the hot paths (matmul, convolution). ``set_backend`` switches every
-layer at once; the NumPy backend is the reference every other backend is tested against.
+backend's kernel methods for the hot paths (matmul, convolution, fused losses). ``set_backend``
+switches every layer at once; the NumPy backend is the reference every other backend is tested
+against.
+
+    numpy      numpy arrays, NumPy/BLAS kernels (float32 and float64)
+    cupy       CuPy arrays and CuPy's kernels (pygan.backend.cupy_backend, when present)
+    cuda       CuPy arrays, pygan's own CUDA kernels through pygan._cuda (pygan.backend.cuda)
+    cuda-emu   numpy arrays, the same kernels on the CPU emulator through pygan._cuda_emu
+
+Backends other than numpy are imported lazily: importing pygan never fails because CuPy, a
+GPU or a compiled extension is missing; ``available_backends()`` says why one cannot run.
 """
 from __future__ import annotations
 
+import importlib
+
 from .numpy_backend import NumpyBackend
 
-_FACTORIES = {"numpy": NumpyBackend}
-_PLANNED = {
-    "cupy": "not implemented yet (CuPy backend, issue: CuPy backend)",
-    "cuda": "not implemented yet (pygan's own CUDA kernels, issue: CUDA extension)",
-    "cuda-emu": "not implemented yet (CPU emulator of pygan's CUDA kernels)",
+# name -> (module, class); the module is imported only when the backend is asked for
+_REGISTRY = {
+    "numpy": (".numpy_backend", "NumpyBackend"),
+    "cupy": (".cupy_backend", "CupyBackend"),
+    "cuda": (".cuda", "CudaBackend"),
+    "cuda-emu": (".cuda_emu", "CudaEmuBackend"),
 }
 _current = NumpyBackend()
 
 
+def _backend_class(name):
+    """(class, None) or (None, reason it cannot be loaded)."""
+    module, cls = _REGISTRY[name]
+    try:
+        mod = importlib.import_module(module, __name__)
+    except ModuleNotFoundError as e:
+        if e.name == __name__ + module:
+            return None, "not implemented yet"
+        return None, f"{type(e).__name__}: {e}"
+    except Exception as e:  # noqa: BLE001 — a backend module must never break pygan's import
+        return None, f"{type(e).__name__}: {e}"
+    return getattr(mod, cls), None
+
+
+def _reason(name):
+    cls, why = _backend_class(name)
+    if why:
+        return why
+    check = getattr(cls, "unavailable_reason", None)
+    try:
+        return check() if check else None
+    except Exception as e:  # noqa: BLE001
+        return f"{type(e).__name__}: {e}"
+
+
 def set_backend(name: str):
-    """Select the backend every layer uses from now on; returns it."""
+    """Select the backend every layer uses from now on; returns it.
+
+    Unknown names raise ValueError; a known backend that cannot run here raises RuntimeError
+    saying why (the same reason ``available_backends()`` gives).
+    """
     global _current
-    if name not in _FACTORIES:
-        if name in _PLANNED:
-            raise RuntimeError(f"backend {name!r} is not available: {_PLANNED[name]}")
-        raise ValueError(f"unknown backend {name!r}; known: {sorted(_FACTORIES) + sorted(_PLANNED)}")
-    _current = _FACTORIES[name]()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown backend {name!r}; known: {sorted(_REGISTRY)}")
+    if name == "numpy":
+        _current = NumpyBackend()
+        return _current
+    why = _reason(name)
+    if why:
+        raise RuntimeError(f"backend {name!r} is not available: {why}")
+    cls, _ = _backend_class(name)
+    _current = cls()
     return _current
 
 
@@ -35,9 +81,7 @@ def get_backend():
 
 def available_backends() -> dict:
     """Map every backend name to ``None`` if it runs here, else to the reason it does not."""
-    out = {name: None for name in _FACTORIES}
-    out.update(_PLANNED)
-    return out
+    return {name: (None if name == "numpy" else _reason(name)) for name in _REGISTRY}
 
 
 __all__ = ["set_backend", "get_backend", "available_backends", "NumpyBackend"]
