@@ -105,3 +105,31 @@ def test_gradient_penalty_and_r1_equal_torch_double_backward(rng, act):
         assert abs(v - tv) <= 1e-10 * abs(tv)
         for n, p in D.named_parameters():
             assert_close(p.grad, tg[n], 1e-10, f"{kind} ∂P/∂{n}")
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_layernorm_critic_penalties_match_finite_differences(rng, affine):
+    D = nn.Sequential(nn.Linear(3, 6), nn.LayerNorm(6, elementwise_affine=affine), nn.Tanh(), nn.Linear(6, 1))
+    if affine:  # make γ, β non-trivial
+        D[1].weight.data[...] = rng.uniform(0.5, 1.5, 6)
+        D[1].bias.data[...] = rng.uniform(-0.5, 0.5, 6)
+    real, fake = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    gradcheck.check_penalty(penalties.gradient_penalty, D, real, fake, alpha=rng.random(5)).raise_if_failed()
+    gradcheck.check_penalty(penalties.r1_penalty, D, real).raise_if_failed()
+
+
+def test_batchnorm_eval_critic_penalty_matches_finite_differences(rng):
+    D = nn.Sequential(nn.Linear(3, 6), nn.BatchNorm1d(6), nn.Sigmoid(), nn.Linear(6, 1))
+    D[1].running_mean[...] = rng.standard_normal(6)
+    D[1].running_var[...] = rng.uniform(0.5, 2, 6)
+    D[1].weight.data[...] = rng.uniform(0.5, 1.5, 6)
+    D.eval()
+    real, fake = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    gradcheck.check_penalty(penalties.gradient_penalty, D, real, fake, alpha=rng.random(5)).raise_if_failed()
+
+
+def test_batchnorm_in_train_mode_refuses_a_penalty_naming_itself(rng):
+    D = nn.Sequential(nn.Linear(3, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 1))
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    with pytest.raises(NotImplementedError, match=r"BatchNorm1d\(6\) in train mode couples the samples"):
+        penalties.r1_penalty(D, x)

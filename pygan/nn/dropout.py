@@ -69,3 +69,10 @@ class Dropout(Module):
         if isinstance(mask, str):
             return gy if mask == "identity" else get_backend().xp.zeros_like(gy)
         return gy * mask
+
+    # diagonal and linear (the mask is fixed within a step): ẏ = m ⊙ ẋ, adjoint multiplies by m
+    def jvp(self, dx):
+        return self.backward(dx)
+
+    def backward_jvp(self, gy, gdy):
+        return (None if gy is None else self.backward(gy)), self.backward(gdy)

@@ -225,6 +225,38 @@ class _BatchNorm(Module):
         return gx.reshape(shape)
 
 
+    # --- tangent mode (penalties on ∇ₓD): docs/gradients.md#second-order --------------------
+    def _eval_cache_for_penalty(self):
+        mode = self._need_cache(self._cache)[0]
+        if mode != "eval":
+            raise NotImplementedError(
+                f"{self.describe()} in train mode couples the samples of a batch, so a per-sample "
+                f"input gradient (gradient penalty, R1) is not defined; put the critic's BatchNorm in "
+                f"eval mode, or use LayerNorm or no normalisation in a penalised critic")
+        return self._cache
+
+    def jvp(self, dx):
+        # eval mode is the per-channel affine map y = x·scale + shift: ẏ = ẋ·scale
+        _, x, invstd, scale, _ = self._eval_cache_for_penalty()
+        xp = get_backend().xp
+        self._dx = dx = xp.ascontiguousarray(dx)
+        m = math.prod(dx.shape[2:])
+        return (self._views(dx, dx.shape)[1] * self._expand(scale, m)).reshape(dx.shape)
+
+    def backward_jvp(self, gy, gdy):
+        # adjoint: ∂/∂γ += Σ gdy·ẋ/σ_r (plus the gy terms of backward); gẋ = gdy·scale
+        _, x, invstd, scale, _ = self._eval_cache_for_penalty()
+        xp = get_backend().xp
+        dx = self._need_cache(getattr(self, "_dx", None))
+        gdy = xp.ascontiguousarray(gdy).reshape(dx.shape)
+        g3, g2, sub = self._views(gdy, dx.shape)
+        if self.weight is not None:
+            self.weight.grad += xp.einsum(f"{sub},{sub}->c", g3, self._views(dx, dx.shape)[0]) * invstd
+        m = math.prod(dx.shape[2:])
+        gdx = (g2 * self._expand(scale, m)).reshape(dx.shape)
+        return (None if gy is None else self.backward(gy)), gdx
+
+
 class BatchNorm1d(_BatchNorm):
     """Batch normalisation over (N, C) or (N, C, L) input (PyTorch's ``nn.BatchNorm1d``);
     statistics per channel C over N (and L). See :class:`_BatchNorm` for the math,
@@ -360,3 +392,47 @@ class LayerNorm(Module):
         gx -= mean_h[:, None]
         gx *= rstd[:, None]
         return gx.reshape(x_shape)
+
+    # --- tangent mode (penalties on ∇ₓD): docs/gradients.md#layernorm-second-order ------------
+    # With J = ∂x̂/∂x = (I − 11ᵀ/F − x̂x̂ᵀ/F)/σ (symmetric), the tangent is ẋ̂ = Jẋ and ẏ = γ ⊙ ẋ̂.
+    def jvp(self, dx):
+        xhat, rstd, x_shape = self._need_cache(self._cache)
+        xp = get_backend().xp
+        f = self._features
+        d2 = dx.reshape(-1, f)
+        inv_f = xhat.dtype.type(1.0 / f)
+        a = xp.einsum("rf,rf->r", xhat, d2) * inv_f                  # mean(x̂ ẋ)
+        dxhat = d2 - (xp.einsum("rf->r", d2) * inv_f)[:, None]
+        dxhat -= xhat * a[:, None]
+        dxhat *= rstd[:, None]
+        self._tangent = (d2, dxhat, a)
+        dy = dxhat * self.weight.data.reshape(f) if self.weight is not None else dxhat.copy()
+        return dy.reshape(x_shape)
+
+    def backward_jvp(self, gy, gdy):
+        """Adjoint of (x, ẋ) ↦ (y, ẏ). With h = gdy ⊙ γ, c = ẋ − mean(ẋ), a = mean(x̂ẋ):
+        gẋ = Jh;  ∂L/∂γ += Σ gdy·ẋ̂;  gx (from gdy) = ((mean(hx̂)·a − mean(hc))/σ²)·x̂
+        − (a·Jh + mean(hx̂)·ẋ̂)/σ, plus the ordinary backward of gy."""
+        xhat, rstd, x_shape = self._need_cache(self._cache)
+        d2, dxhat, a = self._need_cache(getattr(self, "_tangent", None))
+        xp = get_backend().xp
+        f = self._features
+        inv_f = xhat.dtype.type(1.0 / f)
+        gd2 = gdy.reshape(-1, f)
+        if self.weight is not None:
+            self.weight.grad += xp.einsum("rf,rf->f", gd2, dxhat).reshape(self.normalized_shape)
+            h = gd2 * self.weight.data.reshape(f)
+        else:
+            h = gd2
+        mean_h = xp.einsum("rf->r", h) * inv_f
+        mean_hx = xp.einsum("rf,rf->r", h, xhat) * inv_f
+        jh = h - mean_h[:, None]
+        jh -= xhat * mean_hx[:, None]
+        jh *= rstd[:, None]                                            # Jh = gẋ
+        mean_hc = xp.einsum("rf,rf->r", h, d2) * inv_f - mean_h * (xp.einsum("rf->r", d2) * inv_f)
+        r2 = rstd * rstd
+        gx = xhat * ((mean_hx * a - mean_hc) * r2)[:, None]
+        gx -= (jh * a[:, None] + dxhat * mean_hx[:, None]) * rstd[:, None]
+        if gy is not None:
+            gx += self.backward(gy).reshape(-1, f)
+        return gx.reshape(x_shape), jh.reshape(x_shape)

@@ -58,6 +58,13 @@ class Flatten(Module):
     def backward(self, gy):
         return gy.reshape(self._need_cache(self._shape))
 
+    # a reshape is linear: ẏ = reshape(ẋ), and the adjoint reshapes both gradients back
+    def jvp(self, dx):
+        return self.forward(dx)
+
+    def backward_jvp(self, gy, gdy):
+        return (None if gy is None else self.backward(gy)), self.backward(gdy)
+
 
 class Unflatten(Module):
     """Expands dim ``dim`` into ``unflattened_size`` (PyTorch's ``nn.Unflatten``); one entry may be
@@ -101,3 +108,10 @@ class Unflatten(Module):
 
     def backward(self, gy):
         return gy.reshape(self._need_cache(self._shape))
+
+    # a reshape is linear: ẏ = reshape(ẋ), and the adjoint reshapes both gradients back
+    def jvp(self, dx):
+        return self.forward(dx)
+
+    def backward_jvp(self, gy, gdy):
+        return (None if gy is None else self.backward(gy)), self.backward(gdy)
