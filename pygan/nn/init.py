@@ -64,8 +64,9 @@ def dcgan_init(module, rng=None):
             if getattr(m, "weight", None) is not None:
                 normal_(m.weight, 1.0, 0.02, rng)
                 zeros_(m.bias)
-        elif kind in ("Linear", "Conv2d", "ConvTranspose2d"):
-            normal_(m.weight, 0.0, 0.02, rng)
+        elif kind.endswith(("Linear", "Conv2d", "ConvTranspose2d")):  # also SpectralNorm<Layer>
+            w = m._parameters.get("weight_orig", m._parameters.get("weight"))
+            normal_(w, 0.0, 0.02, rng)
             if getattr(m, "bias", None) is not None:
                 zeros_(m.bias)
     return module
