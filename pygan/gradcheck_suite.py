@@ -6,11 +6,12 @@ yields its :class:`~pygan.gradcheck.Report`. Shapes are small and odd on purpose
 """
 from __future__ import annotations
 
+import copy
 from typing import Callable, Iterator
 
 import numpy as np
 
-from . import gradcheck, losses, nn
+from . import gradcheck, losses, nn, penalties
 
 
 def _layer_cases(rng) -> Iterator[tuple[str, Callable[[], nn.Module], np.ndarray]]:
@@ -61,7 +62,41 @@ def _conv_gan_pair(rng):
     return G, D, rng.standard_normal((4, 3)), rng.standard_normal((4, 1, 6, 6))
 
 
-def run(sections=("layers", "losses", "gan"), seed: int = 0) -> Iterator[gradcheck.Report]:
+def _critics(rng):
+    """Small critics with every layer a penalised critic may hold."""
+    mlp = {"ReLU": nn.ReLU, "LeakyReLU": lambda: nn.LeakyReLU(0.2), "Tanh": nn.Tanh, "Sigmoid": nn.Sigmoid}
+    for name, act in mlp.items():
+        yield (f"MLP critic ({name})", nn.Sequential(nn.Linear(3, 8), act(), nn.Linear(8, 8), act(), nn.Linear(8, 1)),
+               (5, 3))
+    yield ("MLP critic (LayerNorm, Dropout eval)",
+           nn.Sequential(nn.Linear(3, 8), nn.LayerNorm(8), nn.Tanh(), nn.Dropout(0.2), nn.Linear(8, 1)).eval(), (5, 3))
+    conv = nn.Sequential(nn.Conv2d(1, 2, 3, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(2, 3, 3, 1, 1), nn.Tanh(),
+                         nn.Flatten(), nn.Linear(3 * 3 * 3, 1))
+    yield "conv critic (Conv2d, Tanh, Flatten)", conv, (3, 1, 5, 5)
+    convt = nn.Sequential(nn.ConvTranspose2d(1, 2, 3, 2, 1), nn.Sigmoid(), nn.Flatten(), nn.Unflatten(1, (2, 3, 3)),
+                          nn.Conv2d(2, 1, 3), nn.Flatten(), nn.Linear(1, 1))
+    yield "conv critic (ConvTranspose2d, Sigmoid, Unflatten)", convt, (2, 1, 2, 2)
+    sn = nn.Sequential(nn.spectral_norm(nn.Linear(3, 8)), nn.Tanh(), nn.spectral_norm(nn.Linear(8, 1))).eval()
+    yield "spectral-norm critic", sn, (4, 3)
+
+
+def _penalty_cases(rng):
+    for title, D, shape in _critics(rng):
+        n = shape[0]
+        real, fake = rng.standard_normal(shape), rng.standard_normal(shape)
+        yield f"gradient penalty, {title}", penalties.gradient_penalty, D, (real, fake), {"alpha": rng.random(n)}
+        yield f"R1, {title}", penalties.r1_penalty, D, (real,), {}
+        if title.startswith("MLP critic (T"):
+            yield (f"Lipschitz (two-sided), {title}", penalties.lipschitz_penalty, D, (real, fake),
+                   {"t": rng.random((n, 2))})
+            steep = copy.deepcopy(D)  # one-sided is zero unless some quotient exceeds 1
+            for p in steep.parameters():
+                p.data *= 4
+            yield (f"Lipschitz (one-sided), steep {title}", penalties.lipschitz_penalty, steep, (real, fake),
+                   {"t": rng.random((n, 2)), "one_sided": True})
+
+
+def run(sections=("layers", "losses", "gan", "penalties"), seed: int = 0) -> Iterator[gradcheck.Report]:
     """Yield one report per case of the chosen sections."""
     rng = np.random.default_rng(seed)
     if "layers" in sections:
@@ -76,6 +111,11 @@ def run(sections=("layers", "losses", "gan"), seed: int = 0) -> Iterator[gradche
                                            1.5 * rng.standard_normal(shape))
                 rep.title = f"loss {name}, logits {shape}"
                 yield rep
+    if "penalties" in sections:
+        for title, fn, D, args, kwargs in _penalty_cases(rng):
+            rep = gradcheck.check_penalty(fn, D, *args, seed=seed, **kwargs)
+            rep.title = f"penalty: {title}"
+            yield rep
     if "gan" in sections:
         for name in losses.names():
             for arch, pair in (("MLP", _gan_pair), ("conv", _conv_gan_pair)):
