@@ -174,8 +174,7 @@ def _cmd_sample(args) -> int:
     model, cfg, ck = load_run(args.run)
     rng = np.random.default_rng(args.seed)
     nc = getattr(model, "num_classes", 0)
-    out = args.out or os.path.join(ck.path if os.path.isdir(ck.path) else os.path.dirname(ck.path),
-                                   "interpolation.png" if args.interpolate else "sample.png")
+    out = args.out or os.path.join(os.path.dirname(ck.path), "interpolation.png" if args.interpolate else "sample.png")
     ext = os.path.splitext(out)[1].lower()
     if ext not in (".png", ".npy"):
         raise ValueError(f"--out must end in .png (a picture) or .npy (the raw samples), got {out!r}")
@@ -210,14 +209,14 @@ def _cmd_sample(args) -> int:
         np.save(out, x)
     elif cfg.is_toy:
         from .train import make_data
-        real = make_data(cfg).reference(1000, np.random.default_rng(1))
+        source = make_data(cfg)
+        real = source.reference(1000, np.random.default_rng(1))
         if x.shape[1] == 1:
             plots.histogram_1d(x, out, real=real, title=title)
         elif args.interpolate:
             plots.interpolation_paths(x.reshape(args.rows, args.steps, -1), out, real=real, title=title)
         else:
-            means = getattr(make_data(cfg).dist, "means", None)
-            plots.scatter_2d(x, out, real=real, title=title, means=means)
+            plots.scatter_2d(x, out, real=real, title=title, means=source.dist.means)
     else:
         nrow = args.steps if args.interpolate else (nc if nc and args.label is None else None)
         plots.image_grid(x, out, nrow=nrow, title=title)
@@ -311,8 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_presets)
 
     p = sub.add_parser("gradcheck", help="check every layer, loss and a whole G∘D game by finite differences")
-    p.add_argument("--sections", nargs="+", choices=["layers", "losses", "gan"],
-                   default=["layers", "losses", "gan"], help="what to check (default: all)")
+    p.add_argument("--sections", nargs="+", choices=["layers", "losses", "penalties", "gan"],
+                   default=["layers", "losses", "penalties", "gan"], help="what to check (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-v", "--verbose", action="store_true", help="print every table, not only failures")
     p.set_defaults(func=_cmd_gradcheck)
