@@ -107,3 +107,12 @@ def test_linear_and_activations_equal_torch(rng):
     mine = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
     theirs = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.LeakyReLU(0.2), torch.nn.Linear(16, 1))
     compare_with_torch(mine, theirs, rng.standard_normal((8, 2)))
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.2, 1.0, 2.5, -0.5])
+def test_leaky_relu_any_slope_matches_finite_differences_and_definition(rng, slope):
+    x = rng.standard_normal((4, 9))
+    x[np.abs(x) < 1e-3] = 0.5
+    layer = nn.LeakyReLU(slope)
+    np.testing.assert_array_equal(layer(x), np.where(x > 0, x, slope * x))
+    gradcheck.check_module(layer, x).raise_if_failed()
