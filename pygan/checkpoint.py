@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .backend import to_host
+
 __all__ = ["FORMAT", "VERSION", "CheckpointError", "Checkpoint", "save", "load", "atomic_write",
            "generator_state", "set_generator_state", "module_rngs", "clean_temporary_files"]
 
@@ -176,7 +178,7 @@ def save(path, *, step: int, config: dict, model: dict, rng: dict, G: dict, D: d
     }
     for prefix, d in (("G", G), ("D", D), ("opt_g", opt_g), ("opt_d", opt_d), ("extra", extra or {})):
         for k, v in d.items():
-            a = np.asarray(v.get() if hasattr(v, "get") and not isinstance(v, dict) else v)
+            a = np.asarray(v) if isinstance(v, dict) else to_host(v)
             if a.dtype.kind == "O":
                 raise TypeError(f"checkpoint: {prefix}/{k} is an object array ({v!r}); "
                                 f"only numbers and strings can be saved")

@@ -378,3 +378,102 @@ def get(name, **kwargs) -> Loss:
         return cls(**kwargs)
     except TypeError:
         raise TypeError(f"loss {name!r} accepts options a, b, c; got {sorted(kwargs)}") from None
+
+
+# --- classification: softmax cross-entropy (not a GAN objective; not in names()/get()) --------
+
+class CrossEntropy:
+    """Softmax cross-entropy of class logits against integer labels, as ``torch.nn.CrossEntropyLoss``
+    (mean reduction, optional ``label_smoothing``). Used to train :mod:`pygan.judge`'s classifier.
+
+    With z = logits (N, K), y = labels (N,) integers in [0, K), ε = label_smoothing ∈ [0, 1],
+    log pᵢ = zᵢ − mᵢ − log Σₖ exp(zᵢₖ − mᵢ) (mᵢ = maxₖ zᵢₖ: every exponent ≤ 0, so nothing
+    overflows) and target qᵢ = (1 − ε)·onehot(yᵢ) + ε/K:
+
+        value = −(1/N) Σᵢ Σₖ qᵢₖ log pᵢₖ        (ε = 0: −(1/N) Σᵢ log pᵢ,yᵢ)
+        ∂value/∂zᵢₖ = (pᵢₖ − qᵢₖ)/N
+
+    ``loss(logits, labels)`` returns (value: float, gradient like the logits). Finite logits of any
+    magnitude give a finite value and gradient; NaN/inf logits raise :class:`NonFiniteLoss`.
+    Derivation: docs/gradients.md#cross-entropy
+    """
+
+    name = "cross_entropy"
+
+    def __init__(self, label_smoothing: float = 0.0):
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.integer, np.floating)) \
+                or not 0.0 <= float(label_smoothing) <= 1.0:
+            raise ValueError(f"cross_entropy: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
+
+    def describe(self) -> str:
+        return (self.name if not self.label_smoothing
+                else f"{self.name}(label_smoothing={self.label_smoothing:g})")
+
+    def __repr__(self):
+        return f"CrossEntropy(label_smoothing={self.label_smoothing!r})"
+
+    def __call__(self, logits, labels):
+        xp = get_backend().xp
+        z, y = self._check(logits, labels)
+        n, k = z.shape
+        rows = xp.arange(n)
+        m = z.max(axis=1, keepdims=True)
+        s = z - m                                        # s ≤ 0
+        p = xp.exp(s)
+        se = p.sum(axis=1, keepdims=True)                # ∈ [1, K]
+        lse = xp.log(se)                                 # log Σ exp(s)
+        eps = self.label_smoothing
+        nll = float(lse.sum()) - float(s[rows, y].sum())  # −Σᵢ log pᵢ,yᵢ
+        if eps:
+            # −Σᵢ (1/K) Σₖ log pᵢₖ = Σᵢ lseᵢ − (1/K) Σᵢₖ sᵢₖ
+            smooth = float(lse.sum()) - float(s.sum()) / k
+            value = ((1.0 - eps) * nll + eps * smooth) / n
+        else:
+            value = nll / n
+        p /= se                                          # softmax
+        if eps:
+            p -= z.dtype.type(eps / k)
+        p[rows, y] -= z.dtype.type(1.0 - eps)            # p − q  (one (i, yᵢ) per row: no scatter-add)
+        p *= z.dtype.type(1.0 / n)
+        if not math.isfinite(value):
+            n_bad = int((~xp.isfinite(z)).sum())
+            why = (f"the logits contain {n_bad} NaN/inf of {z.size} values" if n_bad else
+                   f"the logits are finite (|max| = {float(xp.abs(z).max()):.3g}) but the {z.dtype} "
+                   f"arithmetic overflowed")
+            raise NonFiniteLoss(f"{self.describe()} is {value}: {why}", self.name, "value")
+        return value, p
+
+    def _check(self, logits, labels):
+        xp = get_backend().xp
+        who = self.describe()
+        if not isinstance(logits, xp.ndarray):
+            raise TypeError(f"{who}: expected logits as an array ({xp.__name__}.ndarray), got {type(logits).__name__}")
+        if logits.dtype.kind != "f":
+            raise TypeError(f"{who}: expected floating logits, got dtype {logits.dtype}")
+        if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] == 0:
+            raise ValueError(f"{who}: expected logits of shape (N, K) with N, K ≥ 1, got {tuple(logits.shape)}")
+        n, k = logits.shape
+        if not isinstance(labels, xp.ndarray):
+            labels = xp.asarray(labels)
+        if labels.dtype.kind not in "iu":
+            raise TypeError(f"{who}: expected integer class labels, got dtype {labels.dtype}")
+        if labels.shape != (n,):
+            raise ValueError(f"{who}: expected labels of shape ({n},) for logits {tuple(logits.shape)}, "
+                             f"got {tuple(labels.shape)}")
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < 0 or hi >= k:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{who}: label {bad} is out of range for {k} classes (labels must be in [0, {k - 1}])")
+        return logits, labels
+
+
+def cross_entropy(logits, labels, label_smoothing: float = 0.0):
+    """(value, ∂value/∂logits) of the mean softmax cross-entropy; see :class:`CrossEntropy`.
+
+    logits (N, K) floating, labels (N,) integers in [0, K). Derivation: docs/gradients.md#cross-entropy
+    """
+    return CrossEntropy(label_smoothing)(logits, labels)
+
+
+__all__ += ["CrossEntropy", "cross_entropy"]

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backend import to_host
+
 __all__ = ["mode_metrics", "feature_statistics", "gaussian_frechet_distance", "frechet_distance",
            "js_divergence_1d"]
 
 
 def _as_points(a, name, dim=None):
-    a = np.asarray(a, dtype=np.float64)
+    a = np.asarray(to_host(a), dtype=np.float64)
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2:
@@ -85,7 +87,7 @@ def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
     Compute the real data's statistics once and reuse them with
     :func:`gaussian_frechet_distance`.
     """
-    f = np.asarray(features, dtype=np.float64)
+    f = np.asarray(to_host(features), dtype=np.float64)
     if f.ndim != 2 or f.shape[0] < 2:
         raise ValueError(f"features must be (N, d) with N ≥ 2, got shape {f.shape}")
     if not np.all(np.isfinite(f)):
@@ -118,10 +120,10 @@ def gaussian_frechet_distance(mu_a, cov_a, mu_b, cov_b) -> float:
     accurate for singular covariances (N < d features). The result is clipped at 0 (rounding can
     make it −1e−15).
     """
-    mu_a = np.asarray(mu_a, dtype=np.float64).ravel()
-    mu_b = np.asarray(mu_b, dtype=np.float64).ravel()
-    cov_a = np.atleast_2d(np.asarray(cov_a, dtype=np.float64))
-    cov_b = np.atleast_2d(np.asarray(cov_b, dtype=np.float64))
+    mu_a = np.asarray(to_host(mu_a), dtype=np.float64).ravel()
+    mu_b = np.asarray(to_host(mu_b), dtype=np.float64).ravel()
+    cov_a = np.atleast_2d(np.asarray(to_host(cov_a), dtype=np.float64))
+    cov_b = np.atleast_2d(np.asarray(to_host(cov_b), dtype=np.float64))
     d = mu_a.size
     if mu_b.size != d or cov_a.shape != (d, d) or cov_b.shape != (d, d):
         raise ValueError(f"Fréchet distance: mismatched statistics: means {mu_a.shape} and "
@@ -163,9 +165,9 @@ def js_divergence_1d(p, q, x) -> float:
     0 iff p = q on the grid, log 2 iff their supports on the grid are disjoint. At the optimal
     discriminator V(D*, G) = −log 4 + 2·JS(p_data ‖ p_g).
     """
-    x = np.asarray(x, dtype=np.float64)
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
+    x = np.asarray(to_host(x), dtype=np.float64)
+    p = np.asarray(to_host(p), dtype=np.float64)
+    q = np.asarray(to_host(q), dtype=np.float64)
     if x.ndim != 1 or x.size < 2:
         raise ValueError(f"js_divergence_1d: x must be a 1-D grid of at least 2 points, got shape {x.shape}")
     if p.shape != x.shape or q.shape != x.shape:

@@ -27,13 +27,11 @@ from numbers import Real
 
 import numpy as np
 
-from .backend import get_backend
+from .backend import get_backend, to_host as _to_host
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSProp", "RMSprop"]
 
 
-def _to_host(a):
-    return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
 class _Group:

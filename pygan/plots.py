@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 
+from .backend import to_host
+
 __all__ = ["image_grid", "tile_images", "scatter_2d", "histogram_1d", "interpolation_paths", "curves",
            "smooth"]
 
@@ -40,7 +42,7 @@ def tile_images(images, nrow: int | None = None, pad: int = 1, pad_value: float 
     """Tile (N, C, H, W) images in [−1, 1] into one (rows·(H+pad)+pad, cols·(W+pad)+pad[, 3]) array
     in [0, 1] (grey for C = 1, RGB for C = 3), ``nrow`` images per row (default ⌈√N⌉), the gaps
     filled with ``pad_value``."""
-    x = np.asarray(images, dtype=np.float32)
+    x = np.asarray(to_host(images), dtype=np.float32)
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4 or x.shape[1] not in (1, 3):
@@ -64,7 +66,7 @@ def image_grid(images, path, nrow: int | None = None, title: str | None = None):
     on black, pixel for pixel (nearest), like torchvision's ``make_grid``.
     """
     plt = _plt()
-    x = np.asarray(images)
+    x = np.asarray(to_host(images))
     small = x.ndim == 4 and x.shape[1] == 1 and x.shape[2] <= 16
     tile = tile_images(x, nrow, pad=1 if small else 2, pad_value=0.0 if small else 1.0)
     hpx, wpx = tile.shape[:2]
@@ -122,11 +124,11 @@ def histogram_1d(fake, path, real=None, curve=None, pdf=None, title: str | None 
     """1-D samples (N,) or (N, 1): histograms of generated (and real) points, the true density
     ``pdf`` = (xs, p(xs)) if known, and D's output ``curve`` = (xs, D(xs)) on a second axis."""
     plt = _plt()
-    fake = np.asarray(fake).reshape(-1)
+    fake = np.asarray(to_host(fake)).reshape(-1)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     lo, hi = np.nanmin(fake), np.nanmax(fake)
     if real is not None:
-        real = np.asarray(real).reshape(-1)
+        real = np.asarray(to_host(real)).reshape(-1)
         lo, hi = min(lo, real.min()), max(hi, real.max())
     if curve is not None:
         lo, hi = min(lo, curve[0][0]), max(hi, curve[0][-1])
@@ -165,7 +167,7 @@ def interpolation_paths(paths, path, real=None, title: str | None = None):
 
 def smooth(y, window: int):
     """Trailing moving average of ``y`` over ``window`` points (NaN-free input)."""
-    y = np.asarray(y, dtype=np.float64)
+    y = np.asarray(to_host(y), dtype=np.float64)
     if window <= 1 or len(y) < 2:
         return y
     c = np.cumsum(np.insert(y, 0, 0.0))
@@ -257,14 +259,19 @@ def curves(records, folder, title: str = "") -> list:
 
     evals = [r for r in records if isinstance(r.get("eval"), dict)]
     if evals:
+        constants = ("total_modes", "n", "real_vs_real_n", "judge_heldout_accuracy", "real_vs_real_fid")
         keys = [k for k, v in evals[-1]["eval"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                and k != "total_modes"]
+                and k not in constants]
         if keys:
             fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), dpi=100, squeeze=False)
             for ax, k in zip(axes[0], keys):
                 s = [(r["step"], r["eval"][k]) for r in evals if k in r["eval"]]
                 a = np.array(s, dtype=np.float64)
                 ax.plot(a[:, 0], a[:, 1], "-o", ms=3)
+                floor = evals[-1]["eval"].get("real_vs_real_fid")
+                if k == "fid" and isinstance(floor, (int, float)):
+                    ax.axhline(floor, color="gray", ls="--", lw=1, label="real vs real (noise floor)")
+                    ax.legend(fontsize=7)
                 ax.set_title(k, fontsize=9)
                 ax.set_xlabel("G step")
                 ax.grid(alpha=0.3)

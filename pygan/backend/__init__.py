@@ -84,4 +84,11 @@ def available_backends() -> dict:
     return {name: (None if name == "numpy" else _reason(name)) for name in _REGISTRY}
 
 
-__all__ = ["set_backend", "get_backend", "available_backends", "NumpyBackend"]
+__all__ = ["to_host", "set_backend", "get_backend", "available_backends", "NumpyBackend"]
+
+
+def to_host(a):
+    """A NumPy array with ``a``'s values: device arrays (CuPy) are copied to the host."""
+    import numpy as np
+
+    return a.get() if hasattr(a, "get") else np.asarray(a)

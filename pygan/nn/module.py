@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..backend import get_backend
+from ..backend import get_backend, to_host as _to_host
 
 
 class Parameter:
@@ -255,10 +255,6 @@ class Module:
                 lines.append(f"\n  ({name}): {child_repr}")
             lines.append("\n")
         return "".join(lines) + ")"
-
-
-def _to_host(a):
-    return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
 def _as_numpy(v):
