@@ -116,3 +116,19 @@ def test_leaky_relu_any_slope_matches_finite_differences_and_definition(rng, slo
     layer = nn.LeakyReLU(slope)
     np.testing.assert_array_equal(layer(x), np.where(x > 0, x, slope * x))
     gradcheck.check_module(layer, x).raise_if_failed()
+
+
+def test_backward_params_gives_the_same_parameter_gradients_without_the_input_gradient(rng):
+    from pygan.nn.spectral_norm import spectral_norm
+    for make, x in [(lambda: nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 1)), rng.standard_normal((5, 4))),
+                    (lambda: nn.Sequential(nn.Conv2d(2, 3, 3, 2, 1), nn.ReLU()), rng.standard_normal((2, 2, 5, 5))),
+                    (lambda: nn.Sequential(nn.ConvTranspose2d(2, 3, 4, 2, 1)), rng.standard_normal((2, 2, 3, 3))),
+                    (lambda: nn.Sequential(spectral_norm(nn.Linear(4, 3))), rng.standard_normal((5, 4)))]:
+        a, b = make().double(), make().double()
+        b.load_state_dict(a.state_dict())
+        gy = rng.standard_normal(a(x).shape)
+        b(x)
+        a.backward(gy)
+        assert b.backward_params(gy) is None
+        for (n, p), q in zip(a.named_parameters(), b.parameters()):
+            np.testing.assert_array_equal(p.grad, q.grad, err_msg=n)

@@ -96,7 +96,7 @@ class GANModel:
 
     def g_backward(self, gx) -> None:
         """Adds ∂L/∂θ_G into G's grads, given gx = ∂L/∂x_fake."""
-        self.G.backward(gx)
+        self.G.backward_params(gx)  # z is not trained: skip the first layer's input gradient
 
     def d_forward(self, x, labels=None):
         """logits = D(x[, labels]), shape (N, 1); caches in D."""

@@ -40,6 +40,14 @@ class Sequential(Module):
             gy = layer.backward(gy)
         return gy
 
+    def backward_params(self, gy):
+        """Backward without ∂L/∂x: the first layer skips its input-gradient product."""
+        layers = list(self._modules.values())
+        for layer in reversed(layers[1:]):
+            gy = layer.backward(gy)
+        if layers:
+            layers[0].backward_params(gy)
+
     def jvp(self, dx):
         for layer in self._modules.values():
             dx = layer.jvp(dx)

@@ -134,6 +134,11 @@ class Conv2d(_ConvBase):
         self._bias_grad(gy)
         return be.conv2d_backward_input(gy, self.weight.data, x.shape, self.stride, self.padding)
 
+    def backward_params(self, gy):
+        x = self._need_cache(self._cache)
+        self.weight.grad += get_backend().conv2d_backward_weight(x, gy, self.weight.shape, self.stride, self.padding)
+        self._bias_grad(gy)
+
     # ẏ = conv(ẋ) (no bias);  adjoint: ∂/∂W += bw(x, gy) + bw(ẋ, gẏ), gx = convᵀ(gy), gẋ = convᵀ(gẏ).
     # docs/gradients.md#second-order
     def jvp(self, dx):
@@ -209,6 +214,11 @@ class ConvTranspose2d(_ConvBase):
         self.weight.grad += be.conv2d_backward_weight(gy, x, self.weight.shape, self.stride, self.padding)
         self._bias_grad(gy)
         return be.conv2d_forward(gy, self.weight.data, self.stride, self.padding)
+
+    def backward_params(self, gy):
+        x = self._need_cache(self._cache)
+        self.weight.grad += get_backend().conv2d_backward_weight(gy, x, self.weight.shape, self.stride, self.padding)
+        self._bias_grad(gy)
 
     # ẏ = convᵀ(ẋ) (no bias);  adjoint: ∂/∂W += bw(gy, x) + bw(gẏ, ẋ), gx = conv(gy), gẋ = conv(gẏ).
     # docs/gradients.md#second-order

@@ -50,14 +50,22 @@ class Linear(Module):
         return y.reshape(*x.shape[:-1], self.out_features)
 
     def backward(self, gy):
+        g2 = self._param_grads(gy)
+        if self.out_features == 1:  # a K=1 product is an outer product: broadcast, not BLAS
+            return (g2 * self.weight.data).reshape(self._x.shape)
+        return get_backend().matmul(g2, self.weight.data).reshape(self._x.shape)
+
+    def backward_params(self, gy):
+        self._param_grads(gy)
+
+    def _param_grads(self, gy):
+        """∂L/∂W += gyᵀx, ∂L/∂b += Σ gy; returns gy as (M, out) for the input gradient."""
         x = self._need_cache(self._x)
-        be = get_backend()
         g2 = gy.reshape(-1, self.out_features)
-        x2 = x.reshape(-1, self.in_features)
-        self.weight.grad += be.matmul(g2.T, x2)
+        self.weight.grad += get_backend().matmul(g2.T, x.reshape(-1, self.in_features))
         if self.bias is not None:
             self.bias.grad += g2.sum(axis=0)
-        return be.matmul(g2, self.weight.data).reshape(x.shape)
+        return g2
 
     # ẏ = ẋ Wᵀ;  adjoint: ∂/∂W = gyᵀx + gdyᵀẋ, ∂/∂b = Σ gy, gx = gy W, gẋ = gdy W.
     # docs/gradients.md#second-order

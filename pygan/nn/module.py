@@ -91,6 +91,12 @@ class Module:
     def backward(self, gy):
         raise NotImplementedError
 
+    def backward_params(self, gy):
+        """Like ``backward`` but only for the parameter gradients: the input gradient is not
+        needed (the first layer of a generator, whose input z is not trained). Layers whose
+        input gradient costs a GEMM (Linear, convolutions) skip it; returns None."""
+        self.backward(gy)
+
     # --- tangent mode, for penalties on ∇ₓD (docs/gradients.md#second-order) --------------------
     def jvp(self, dx):
         """Forward-mode derivative at the cached forward input: ẏ = (∂y/∂x) ẋ.

@@ -72,6 +72,10 @@ class _SpectralNormMixin:
         self._pull_weight_grad()
         return gx
 
+    def backward_params(self, gy):
+        self._sn_base.backward_params(self, gy)
+        self._pull_weight_grad()
+
     def backward_jvp(self, gy, gdy):
         out = self._sn_base.backward_jvp(self, gy, gdy)
         self._pull_weight_grad()
