@@ -46,7 +46,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 # Targets from the project plan: pygan / torch.
-TARGETS = {"W1": 1.0, "W2": 1.5, "memory": 1.5}
+TARGETS = {"W1": 1.0, "W2": 1.5, "W4": 0.7, "memory": 1.5}
 PAUSE_S = 0.5
 LR, BETAS = 2e-4, (0.5, 0.999)
 
@@ -64,6 +64,10 @@ W2_D = [("Conv2d", 1, 64, 4, 2, 1), ("LeakyReLU", 0.2), ("Conv2d", 64, 128, 4, 2
 WORKLOADS = {
     "W1": dict(name="toy-mlp", G=W1_G, D=W1_D, batch=256, nz=2, data=(2,)),
     "W2": dict(name="dcgan-28", G=W2_G, D=W2_D, batch=64, nz=100, data=(1, 28, 28)),
+    # one WGAN-GP critic step on W1's critic: the "z" a step takes is (batch, 1) and only sets
+    # the interpolation weights α = σ(z), so the agreement check can give both libraries one α
+    "W4": dict(name="wgan-gp-critic", kind="critic-gp", G=W1_G, D=W1_D, batch=256, nz=1, data=(2,),
+               lam=10.0, lr=1e-4, betas=(0.0, 0.9)),
 }
 # W3: sgemm shapes m×n×k, i.e. (m, k) @ (k, n); conv shapes (C_in, C_out, H) with k4 s2 p1, batch 64.
 GEMM_SHAPES = [(64, 6272, 100), (256, 128, 128), (1024, 1024, 1024), (2048, 2048, 2048)]
@@ -232,8 +236,66 @@ def step_flops(wl):
 # =============================================================================================
 # Training steps
 # =============================================================================================
+def _alpha(z):
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)[:, 0]))
+
+
+def pygan_critic_gp(wl, seed=0):
+    """W4 in pygan: D(fake), D(real), the exact gradient penalty, one Adam step of D."""
+    import pygan
+    from pygan import nn, losses, optim, penalties
+    pygan.set_backend("numpy")
+    pygan.manual_seed(seed)
+    G, D = build(wl["G"], nn), build(wl["D"], nn)
+    loss = losses.get("wasserstein")
+    opt = optim.Adam(D.parameters(), lr=wl["lr"], betas=wl["betas"])
+    rng = np.random.default_rng(seed + 1)
+    real = make_real(wl, seed)
+    fake = rng.standard_normal(real.shape).astype(np.float32)
+
+    def step(z=None):
+        alpha = (rng.random(wl["batch"]) if z is None else _alpha(z)).astype(np.float32)
+        opt.zero_grad()
+        v_fake, g = loss.d_fake(D(fake))
+        D.backward_params(g)                     # the data need no gradient
+        v_real, g = loss.d_real(D(real))
+        D.backward_params(g)
+        gp = penalties.gradient_penalty(D, real, fake, lam=wl["lam"], alpha=alpha)
+        opt.step()
+        return v_real + v_fake + gp, gp
+
+    return step, G, D
+
+
+def torch_critic_gp(wl, seed=0):
+    """W4 in PyTorch: the usual double backward, torch.autograd.grad(create_graph=True)."""
+    import torch
+    torch.manual_seed(seed)
+    G, D = build(wl["G"], torch.nn), build(wl["D"], torch.nn)
+    opt = torch.optim.Adam(D.parameters(), lr=wl["lr"], betas=wl["betas"])
+    rng = np.random.default_rng(seed + 1)
+    real_np = make_real(wl, seed)
+    real = torch.from_numpy(real_np)
+    fake = torch.from_numpy(rng.standard_normal(real_np.shape).astype(np.float32))
+
+    def step(z=None):
+        alpha = torch.rand(wl["batch"], 1) if z is None else torch.from_numpy(_alpha(z).astype(np.float32))[:, None]
+        opt.zero_grad()
+        x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+        (g,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+        gp = wl["lam"] * ((g.norm(dim=1) - 1) ** 2).mean()
+        loss = D(fake).mean() - D(real).mean() + gp
+        loss.backward()
+        opt.step()
+        return loss.detach(), gp.detach()
+
+    return step, G, D
+
+
 def pygan_trainer(wl, seed=0):
     """One pygan training step; returns (step, G, D). ``step(z=None)`` draws z if not given."""
+    if wl.get("kind") == "critic-gp":
+        return pygan_critic_gp(wl, seed)
     import pygan
     from pygan import nn, losses, optim
     pygan.set_backend("numpy")
@@ -258,11 +320,11 @@ def pygan_trainer(wl, seed=0):
         v_fake, g = loss.d_fake(D(fake))
         D.backward(g)
         opt_d.step()
-        # G step: D (updated) forward on the same fake, backward to the image, then through G.
-        # This also adds into D's grads; opt_d.zero_grad() clears them at the next D step.
+        # G step: D (updated) forward on the same fake, backward to the image only (D's own
+        # gradient is not wanted here), then through G (z needs no gradient, as in torch).
         opt_g.zero_grad()
         v_g, g = loss.g_loss(D(fake))
-        G.backward_params(D.backward(g))         # z needs no gradient (as in torch)
+        G.backward_params(D.backward_input(g))
         opt_g.step()
         return v_real + v_fake, v_g
 
@@ -271,6 +333,8 @@ def pygan_trainer(wl, seed=0):
 
 def torch_trainer(wl, seed=0):
     """The same step in PyTorch: the usual detach() pattern with BCEWithLogitsLoss."""
+    if wl.get("kind") == "critic-gp":
+        return torch_critic_gp(wl, seed)
     import torch
     torch.manual_seed(seed)
     G, D = build(wl["G"], torch.nn), build(wl["D"], torch.nn)
@@ -436,7 +500,7 @@ def bench_step(wid, args, torch):
             blas["ctx"] = None
 
     contenders = {"pygan": (p_step, blas_restore)}
-    if wid == "W1":
+    if wid in ("W1", "W4"):
         for k in sorted({1, 2, default_threads}):
             contenders[f"torch@{k}"] = (t_step, (lambda k=k: (blas_restore(), torch.set_num_threads(k))))
         try:   # informative only: pygan with numpy's BLAS limited to one thread
@@ -667,7 +731,7 @@ def print_table(out):
     hdr = f"{'figure':<44}{'pygan':>11}{'torch':>11}{'ratio':>9}  {'target':<10}"
     print(hdr)
     print("-" * len(hdr))
-    for wid in ("W1", "W2"):
+    for wid in ("W1", "W2", "W4"):
         r = out.get(wid)
         if not r or "skipped" in r:
             if r:
@@ -722,7 +786,7 @@ def plot(out, path):
         print("matplotlib not installed: no plot")
         return None
     labels, ratios, targets = [], [], []
-    for wid in ("W1", "W2"):
+    for wid in ("W1", "W2", "W4"):
         r = out.get(wid)
         if r and "ratio" in r:
             labels.append(f"{wid} {r['name']} step")
@@ -769,7 +833,7 @@ def plot(out, path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workloads", default="W1,W2,W3",
+    ap.add_argument("--workloads", default="W1,W2,W4,W3",
                     help="comma-separated subset of W1,W2,W3 (memory runs with W1/W2)")
     ap.add_argument("--repeats", type=int, default=6, help="timed blocks per contender (default 6)")
     ap.add_argument("--warmup", type=int, default=5, help="warm-up calls per contender (default 5)")
@@ -785,10 +849,10 @@ def main(argv=None):
         return 0
 
     wids = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
-    bad = [w for w in wids if w not in ("W1", "W2", "W3")]
+    bad = [w for w in wids if w not in ("W1", "W2", "W3", "W4")]
     if bad:
         ap.error(f"unknown workload(s) {bad}; choose from W1, W2, W3")
-    args.block_s = {"W1": 0.3, "W2": 1.0, "W3": 0.3}
+    args.block_s = {"W1": 0.3, "W2": 1.0, "W4": 0.3, "W3": 0.3}
 
     snap0 = cpu_snapshot()
     import torch
@@ -798,7 +862,7 @@ def main(argv=None):
            "protocol": {"repeats": args.repeats, "warmup": args.warmup, "pause_s": PAUSE_S,
                         "block_s": args.block_s, "statistic": "median of per-step times",
                         "ratio": "pygan / torch"}}
-    for wid in ("W1", "W2"):
+    for wid in ("W1", "W2", "W4"):
         if wid in wids:
             out[wid] = bench_step(wid, args, torch)
     if "W3" in wids:

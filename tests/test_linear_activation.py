@@ -132,3 +132,21 @@ def test_backward_params_gives_the_same_parameter_gradients_without_the_input_gr
         assert b.backward_params(gy) is None
         for (n, p), q in zip(a.named_parameters(), b.parameters()):
             np.testing.assert_array_equal(p.grad, q.grad, err_msg=n)
+
+
+def test_backward_input_gives_the_input_gradient_and_leaves_grads_alone(rng):
+    from pygan.nn.spectral_norm import spectral_norm
+    for make, x in [(lambda: nn.Sequential(nn.Linear(4, 6), nn.LeakyReLU(0.2), nn.Linear(6, 1)), rng.standard_normal((5, 4))),
+                    (lambda: nn.Sequential(nn.Conv2d(2, 3, 3, 2, 1), nn.Tanh(), nn.Flatten(), nn.Linear(27, 2)),
+                     rng.standard_normal((2, 2, 5, 5))),
+                    (lambda: nn.Sequential(nn.ConvTranspose2d(2, 3, 4, 2, 1), nn.BatchNorm2d(3), nn.Sigmoid()),
+                     rng.standard_normal((2, 2, 3, 3))),
+                    (lambda: nn.Sequential(spectral_norm(nn.Linear(4, 3)), nn.LayerNorm(3)), rng.standard_normal((5, 4)))]:
+        a, b = make().double(), make().double()
+        b.load_state_dict(a.state_dict())
+        gy = rng.standard_normal(a(x).shape)
+        b(x)
+        for p in b.parameters():
+            p.grad[...] = 7.0
+        np.testing.assert_allclose(b.backward_input(gy), a.backward(gy), rtol=1e-13, atol=1e-15)
+        assert all(np.all(p.grad == 7.0) for p in b.parameters())

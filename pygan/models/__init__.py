@@ -109,6 +109,10 @@ class GANModel:
         """Adds ∂L/∂θ_D into D's grads and returns ∂L/∂x, given glogits = ∂L/∂logits (N, 1)."""
         return self.D.backward(glogits)
 
+    def d_backward_input(self, glogits):
+        """∂L/∂x only, D's grads untouched: the generator step, where D is not trained."""
+        return self.D.backward_input(glogits)
+
     def critic(self, labels=None) -> nn.Module:
         """D as a one-argument module (labels bound), for gradient penalties: D or WithLabels(D, labels)."""
         if not self.conditional:

@@ -9,6 +9,13 @@ from ..backend import get_backend
 from .module import Module
 
 
+class _Parameterless(Module):
+    """An elementwise map without parameters: its backward touches no grads."""
+
+    def backward_input(self, gy):
+        return self.backward(gy)
+
+
 def _check_float(layer, x):
     xp = get_backend().xp
     if not isinstance(x, xp.ndarray):
@@ -17,7 +24,7 @@ def _check_float(layer, x):
         raise TypeError(f"{layer.describe()}: expected a floating input, got dtype {x.dtype}")
 
 
-class ReLU(Module):
+class ReLU(_Parameterless):
     """y = max(x, 0).  ∂L/∂x = gy · [x > 0]."""
 
     def __init__(self):
@@ -40,7 +47,7 @@ class ReLU(Module):
         return (None if gy is None else self.backward(gy)), self.backward(gdy)
 
 
-class LeakyReLU(Module):
+class LeakyReLU(_Parameterless):
     """y = x if x > 0 else a·x (a = negative_slope).  ∂L/∂x = gy · (1 if x > 0 else a)."""
 
     def __init__(self, negative_slope: float = 0.01):
@@ -87,7 +94,7 @@ class LeakyReLU(Module):
         return (None if gy is None else self.backward(gy)), self.backward(gdy)
 
 
-class Tanh(Module):
+class Tanh(_Parameterless):
     """y = tanh x.  ∂L/∂x = gy · (1 − y²)."""
 
     def __init__(self):
@@ -125,7 +132,7 @@ def sigmoid(x):
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-class Sigmoid(Module):
+class Sigmoid(_Parameterless):
     """y = σ(x).  ∂L/∂x = gy · y (1 − y)."""
 
     def __init__(self):

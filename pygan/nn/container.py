@@ -40,6 +40,12 @@ class Sequential(Module):
             gy = layer.backward(gy)
         return gy
 
+    def backward_input(self, gy):
+        """Backward for ∂L/∂x only: every layer leaves its parameter grads untouched."""
+        for layer in reversed(self._modules.values()):
+            gy = layer.backward_input(gy)
+        return gy
+
     def backward_params(self, gy):
         """Backward without ∂L/∂x: the first layer skips its input-gradient product."""
         layers = list(self._modules.values())

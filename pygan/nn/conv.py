@@ -134,6 +134,10 @@ class Conv2d(_ConvBase):
         self._bias_grad(gy)
         return be.conv2d_backward_input(gy, self.weight.data, x.shape, self.stride, self.padding)
 
+    def backward_input(self, gy):
+        x = self._need_cache(self._cache)
+        return get_backend().conv2d_backward_input(gy, self.weight.data, x.shape, self.stride, self.padding)
+
     def backward_params(self, gy):
         x = self._need_cache(self._cache)
         self.weight.grad += get_backend().conv2d_backward_weight(x, gy, self.weight.shape, self.stride, self.padding)
@@ -214,6 +218,10 @@ class ConvTranspose2d(_ConvBase):
         self.weight.grad += be.conv2d_backward_weight(gy, x, self.weight.shape, self.stride, self.padding)
         self._bias_grad(gy)
         return be.conv2d_forward(gy, self.weight.data, self.stride, self.padding)
+
+    def backward_input(self, gy):
+        self._need_cache(self._cache)
+        return get_backend().conv2d_forward(gy, self.weight.data, self.stride, self.padding)
 
     def backward_params(self, gy):
         x = self._need_cache(self._cache)

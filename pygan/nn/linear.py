@@ -50,10 +50,15 @@ class Linear(Module):
         return y.reshape(*x.shape[:-1], self.out_features)
 
     def backward(self, gy):
-        g2 = self._param_grads(gy)
+        self._param_grads(gy)
+        return Linear.backward_input(self, gy)
+
+    def backward_input(self, gy):
+        x = self._need_cache(self._x)
+        g2 = gy.reshape(-1, self.out_features)
         if self.out_features == 1:  # a K=1 product is an outer product: broadcast, not BLAS
-            return (g2 * self.weight.data).reshape(self._x.shape)
-        return get_backend().matmul(g2, self.weight.data).reshape(self._x.shape)
+            return (g2 * self.weight.data).reshape(x.shape)
+        return get_backend().matmul(g2, self.weight.data).reshape(x.shape)
 
     def backward_params(self, gy):
         self._param_grads(gy)

@@ -56,9 +56,14 @@ class Module:
 
     # --- registration ------------------------------------------------------------------
     def __setattr__(self, name, value):
-        if "_parameters" not in self.__dict__:
+        d = self.__dict__
+        if "_parameters" not in d:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  f"before assigning {name!r}")
+        if (not isinstance(value, (Parameter, Module)) and name not in d["_parameters"]
+                and name not in d["_buffers"] and name not in d["_modules"]):
+            object.__setattr__(self, name, value)  # a cache or setting (every forward): fast path
+            return
         if name in self._buffers and not isinstance(value, (Parameter, Module)):
             # `self.running_mean *= 0.9` re-assigns: keep it a registered buffer, as torch does
             self._buffers[name] = value
@@ -90,6 +95,18 @@ class Module:
 
     def backward(self, gy):
         raise NotImplementedError
+
+    def backward_input(self, gy):
+        """Like ``backward`` but only for ∂L/∂x: parameter grads are left untouched (D's input
+        gradient in a generator step or a gradient penalty, where D's own gradient is not
+        wanted). Layers whose parameter gradient costs a GEMM skip it; this default computes
+        it and restores the grads."""
+        params = self.parameters()
+        saved = [p.grad.copy() for p in params]
+        gx = self.backward(gy)
+        for p, g in zip(params, saved):
+            p.grad[...] = g
+        return gx
 
     def backward_params(self, gy):
         """Like ``backward`` but only for the parameter gradients: the input gradient is not
@@ -193,6 +210,9 @@ class Module:
     @property
     def dtype(self):
         """The dtype of the first parameter (float32 unless cast)."""
+        for p in self._parameters.values():  # a layer's own parameters: no traversal (hot path)
+            if p is not None:
+                return p.data.dtype
         for p in self.parameters():
             return p.data.dtype
         return None
@@ -279,7 +299,7 @@ def check_input(layer: Module, x, ndim, channels_axis=None, channels=None, what=
     if not isinstance(x, xp.ndarray):
         raise TypeError(f"{layer.describe()}: expected an array ({xp.__name__}.ndarray) as {what}, "
                         f"got {type(x).__name__}")
-    ranks = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    ranks = (ndim,) if isinstance(ndim, int) else ndim
     if x.ndim not in ranks:
         raise ValueError(f"{layer.describe()}: expected {what} of rank {' or '.join(map(str, ranks))}"
                          f"{' ' + layer._shape_hint() if hasattr(layer, '_shape_hint') else ''}, "
@@ -287,7 +307,7 @@ def check_input(layer: Module, x, ndim, channels_axis=None, channels=None, what=
     if channels is not None and x.shape[channels_axis] != channels:
         hint = layer._shape_hint() if hasattr(layer, "_shape_hint") else f"size {channels} on axis {channels_axis}"
         raise ValueError(f"{layer.describe()}: expected {what} {hint}, got {tuple(x.shape)}")
-    if not np.issubdtype(x.dtype, np.floating):
+    if x.dtype.kind != "f":
         raise TypeError(f"{layer.describe()}: expected a floating {what}, got dtype {x.dtype}")
     dtype = layer.dtype
     if dtype is not None and x.dtype != dtype:

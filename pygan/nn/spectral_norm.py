@@ -72,6 +72,9 @@ class _SpectralNormMixin:
         self._pull_weight_grad()
         return gx
 
+    def backward_input(self, gy):
+        return self._sn_base.backward_input(self, gy)  # uses W_sn = weight.data; no grads
+
     def backward_params(self, gy):
         self._sn_base.backward_params(self, gy)
         self._pull_weight_grad()
