@@ -310,8 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_presets)
 
     p = sub.add_parser("gradcheck", help="check every layer, loss and a whole G∘D game by finite differences")
-    p.add_argument("--sections", nargs="+", choices=["layers", "losses", "penalties", "gan"],
-                   default=["layers", "losses", "penalties", "gan"], help="what to check (default: all)")
+    p.add_argument("--sections", nargs="+", choices=["layers", "losses", "penalties", "gan", "vae"],
+                   default=["layers", "losses", "penalties", "gan", "vae"], help="what to check (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-v", "--verbose", action="store_true", help="print every table, not only failures")
     p.set_defaults(func=_cmd_gradcheck)

@@ -96,7 +96,18 @@ def _penalty_cases(rng):
                    {"t": rng.random((n, 2)), "one_sided": True})
 
 
-def run(sections=("layers", "losses", "gan", "penalties"), seed: int = 0) -> Iterator[gradcheck.Report]:
+def _vae_cases(rng):
+    from .models import build_vae
+    small = {"hidden": 12, "latent_dim": 3}
+    for name, kw in (("ae-8", small), ("vae-8", small), ("vae-8", dict(small, likelihood="gaussian", learn_sigma=True)),
+                     ("cvae-8", small)):
+        m = build_vae(name, **kw)
+        x = np.tanh(rng.standard_normal((3, 1, 8, 8)))
+        labels = rng.integers(0, 10, 3) if name.startswith("cvae") else None
+        yield f"{name} {kw.get('likelihood', '')}".strip(), m, x, rng.standard_normal((3, 3)), labels
+
+
+def run(sections=("layers", "losses", "gan", "penalties", "vae"), seed: int = 0) -> Iterator[gradcheck.Report]:
     """Yield one report per case of the chosen sections."""
     rng = np.random.default_rng(seed)
     if "layers" in sections:
@@ -115,6 +126,12 @@ def run(sections=("layers", "losses", "gan", "penalties"), seed: int = 0) -> Ite
         for title, fn, D, args, kwargs in _penalty_cases(rng):
             rep = gradcheck.check_penalty(fn, D, *args, seed=seed, **kwargs)
             rep.title = f"penalty: {title}"
+            yield rep
+    if "vae" in sections:
+        from .models import check_elbo
+        for title, m, x, eps, labels in _vae_cases(rng):
+            rep = check_elbo(m, x, eps, labels, seed=seed)
+            rep.title = f"ELBO of {title} (ε fixed)"
             yield rep
     if "gan" in sections:
         for name in losses.names():

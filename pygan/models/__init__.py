@@ -37,6 +37,7 @@ from .conditional import (ConcatDiscriminator, ConditionalGenerator, LabelConcat
                           WithLabels)
 from .dcgan import dcgan_discriminator, dcgan_features, dcgan_generator, feature_dim
 from .mlp import mlp_discriminator, mlp_generator
+from .vae import CVAE, VAE, VAE_MODELS, AutoEncoder, build_vae, check_elbo
 
 _COMMON = dict(spectral_norm=False, batchnorm_in_d=True)
 _DEFAULTS = {
@@ -199,6 +200,6 @@ def build(name: str, **overrides) -> GANModel:
     return GANModel(G, D, cfg["latent_dim"], data_shape, num_classes, {"name": name, **cfg})
 
 
-__all__ = ["build", "MODELS", "GANModel", "ConditionalGenerator", "ConcatDiscriminator", "LabelConcat",
+__all__ = ["build", "MODELS", "GANModel", "VAE", "AutoEncoder", "CVAE", "VAE_MODELS", "build_vae", "check_elbo", "ConditionalGenerator", "ConcatDiscriminator", "LabelConcat",
            "ProjectionDiscriminator", "WithLabels", "mlp_generator", "mlp_discriminator", "dcgan_generator",
            "dcgan_discriminator", "dcgan_features"]
