@@ -31,26 +31,16 @@ differences of L_G (float64 copy of D) at 16 generated points.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import os
-import sys
 import time
 
-# These networks are tiny: one BLAS thread is faster than several, and far faster on a busy
-# machine (idle BLAS threads spin). Only takes effect when the script itself starts Python;
-# set OPENBLAS_NUM_THREADS / MKL_NUM_THREADS yourself to override.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-try:
-    import pygan
-except ImportError:  # run from a checkout without installing pygan
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-    import pygan
+import pygan
 from pygan import data, losses, metrics, models, optim, penalties
+
+import _lab  # the scripts' shared command line (examples/_lab.py)
 
 SIGMOID = ("minimax", "nonsaturating")
 GP_LAMBDA = 0.1
@@ -138,11 +128,7 @@ def train(loss_name, steps, snaps, width, batch, lr, seed, n_arrows, n_fd, n_cri
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"),
-                    help="folder for the figure (default: examples/out)")
-    ap.add_argument("--quick", action="store_true", help="tiny settings (for the tests)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = _lab.parser(__doc__)
     ap.add_argument("--steps", type=int, default=None, help="G steps per loss (default 1000; quick 12)")
     args = ap.parse_args(argv)
     steps = args.steps or (12 if args.quick else 1000)

@@ -24,25 +24,15 @@ within 3σ of a mode.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import time
 
-# These networks are tiny: one BLAS thread is faster than several, and far faster on a busy
-# machine (idle BLAS threads spin). Only takes effect when the script itself starts Python;
-# set OPENBLAS_NUM_THREADS / MKL_NUM_THREADS yourself to override.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-try:
-    import pygan
-except ImportError:  # run from a checkout without installing pygan
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-    import pygan
+import pygan
 from pygan import data, losses, metrics, models, optim
+
+import _lab  # the scripts' shared command line (examples/_lab.py)
 
 
 def spread(x):
@@ -52,11 +42,7 @@ def spread(x):
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"),
-                    help="folder for the figure (default: examples/out)")
-    ap.add_argument("--quick", action="store_true", help="tiny settings (for the tests)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = _lab.parser(__doc__)
     ap.add_argument("--steps", type=int, default=None, help="G steps (default 3000; quick 60)")
     ap.add_argument("--loss", default="nonsaturating", choices=("minimax", "nonsaturating"))
     ap.add_argument("--g-lr", type=float, default=1e-3)

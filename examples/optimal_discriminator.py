@@ -23,25 +23,15 @@ grid) next to its minimum −V(D*) = log 4 − 2·JS(p_data ‖ p_g).
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import time
 
-# These networks are tiny: one BLAS thread is faster than several, and far faster on a busy
-# machine (idle BLAS threads spin). Only takes effect when the script itself starts Python;
-# set OPENBLAS_NUM_THREADS / MKL_NUM_THREADS yourself to override.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-try:
-    import pygan
-except ImportError:  # run from a checkout without installing pygan
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-    import pygan
+import pygan
 from pygan import data, losses, metrics, models, optim
+
+import _lab  # the scripts' shared command line (examples/_lab.py)
 
 # p_data: the mixture of pygan.data (defaults); p_g: a fixed Gaussian
 DATA = dict(means=(-2.0, 2.0), stds=0.5)
@@ -113,11 +103,7 @@ def train_discriminator(steps, batch, width, lr, seed, snapshot_steps=(), grid=N
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"),
-                    help="folder for the figure (default: examples/out)")
-    ap.add_argument("--quick", action="store_true", help="tiny settings (for the tests)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = _lab.parser(__doc__)
     args = ap.parse_args(argv)
     steps, batch, width = (1500, 128, 32) if args.quick else (6000, 512, 64)
     lr = 3e-3 if args.quick else 2e-3

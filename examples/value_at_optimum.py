@@ -26,26 +26,16 @@ approaching V(D*, G) from below (D* maximises V point by point, so V(D) ≤ V(D*
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import sys
 import time
 
-# These networks are tiny: one BLAS thread is faster than several, and far faster on a busy
-# machine (idle BLAS threads spin). Only takes effect when the script itself starts Python;
-# set OPENBLAS_NUM_THREADS / MKL_NUM_THREADS yourself to override.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-try:
-    import pygan
-except ImportError:  # run from a checkout without installing pygan
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-    import pygan
+import pygan
 from pygan import data, losses, metrics, models, optim
+
+import _lab  # the scripts' shared command line (examples/_lab.py)
 
 DATA = dict(means=(-2.0, 2.0), stds=0.5)
 G_STD = 0.5
@@ -120,11 +110,7 @@ def train_d(shift, steps, batch, width, lr, seed, grid, pd, pg, w, every=0):
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"),
-                    help="folder for the figure (default: examples/out)")
-    ap.add_argument("--quick", action="store_true", help="tiny settings (for the tests)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = _lab.parser(__doc__)
     args = ap.parse_args(argv)
 
     x = np.linspace(-20.0, 20.0, 8001)           # h = 0.005: the rule is exact to ~1e-15 here

@@ -39,14 +39,14 @@ import json
 import math
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 
 import numpy as np
 
 from . import losses, metrics, nn, optim
-from .backend import get_backend
+from .checkpoint import atomic_write
+from .backend import get_backend, to_host as _to_host
 from .random import get_rng
 
 __all__ = ["Judge", "JudgeNet", "JudgeCacheWarning", "get_judge", "evaluate", "default_arch",
@@ -61,8 +61,6 @@ class JudgeCacheWarning(UserWarning):
     """A cached judge could not be used (unreadable, stale or mismatched) or not be written."""
 
 
-def _to_host(a):
-    return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
 # --- architecture ------------------------------------------------------------------------------
@@ -263,19 +261,7 @@ class Judge:
                     arch=self.arch, heldout_accuracy=self.heldout_accuracy, format=FORMAT_VERSION)
         arrays = {"param/" + k: v for k, v in self.net.state_dict().items()}
         arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
-        fd, tmp = tempfile.mkstemp(prefix=".judge-", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path, expect_key: str | None = None) -> "Judge":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -18,6 +19,8 @@ LOG4 = math.log(4.0)
 
 
 def load(name):
+    if EXAMPLES not in sys.path:  # the scripts import their shared examples/_lab.py
+        sys.path.insert(0, EXAMPLES)
     spec = importlib.util.spec_from_file_location(f"pygan_example_{name}", os.path.join(EXAMPLES, f"{name}.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

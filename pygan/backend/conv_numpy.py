@@ -38,27 +38,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .conv_shapes import conv_dims, out_size as _out_size
+
 # K = C·kh·kw at or below which the products are done per image (batched matmul, NCHW in and
 # out) instead of as one GEMM on transposed copies; see the module docstring.
 _BATCHED_MAX_K = 64
 
 
-def _out_size(size, k, s, p):
-    return (size + 2 * p - k) // s + 1
-
-
 def _check(x_shape, w_shape, stride, padding):
-    N, C, H, W = x_shape
-    O, Cw, kh, kw = w_shape
-    sh, sw = stride
-    ph, pw = padding
-    if C != Cw:
-        raise ValueError(f"conv2d: input has {C} channels but the weight {tuple(w_shape)} expects {Cw}")
-    if sh < 1 or sw < 1 or ph < 0 or pw < 0:
-        raise ValueError(f"conv2d: stride must be ≥ 1 and padding ≥ 0, got stride {stride}, padding {padding}")
-    if H + 2 * ph < kh or W + 2 * pw < kw:
-        raise ValueError(f"conv2d: padded input {(H + 2 * ph, W + 2 * pw)} is smaller than the kernel {(kh, kw)}")
-    return _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
+    return conv_dims(x_shape, w_shape, stride, padding)[-2:]
 
 
 def _padded_nhwc(x, ph, pw):

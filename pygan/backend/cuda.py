@@ -37,15 +37,7 @@ _ACTS = {"identity": 0, "none": 0, None: 0, "relu": 1, "leaky_relu": 2, "tanh": 
 _LOSS = {"softplus": 0, "linear": 1, "hinge": 2, "square": 3}
 
 
-def _pair(v):
-    if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    a, b = v
-    return int(a), int(b)
-
-
-def _out_size(size, k, s, p):
-    return (size + 2 * p - k) // s + 1
+from .conv_shapes import conv_dims, pair as _pair  # noqa: E402
 
 
 class KernelBackend:
@@ -127,17 +119,8 @@ class KernelBackend:
 
     # --- convolution ----------------------------------------------------------------------------
     def _conv_dims(self, x_shape, w_shape, stride, padding):
-        N, C, H, W = (int(s) for s in x_shape)
-        O, Cw, kh, kw = (int(s) for s in w_shape)
-        (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
-        if C != Cw:
-            raise ValueError(f"conv2d: input has {C} channels but the weight {tuple(w_shape)} expects {Cw}")
-        if sh < 1 or sw < 1 or ph < 0 or pw < 0:
-            raise ValueError(f"conv2d: stride must be ≥ 1 and padding ≥ 0, got stride {stride}, padding {padding}")
-        if H + 2 * ph < kh or W + 2 * pw < kw:
-            raise ValueError(f"conv2d: padded input {(H + 2 * ph, W + 2 * pw)} is smaller than the kernel {(kh, kw)}")
-        OH, OW = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
-        return (N, C, H, W, O, kh, kw, sh, sw, ph, pw), (OH, OW)
+        *dims, OH, OW = conv_dims(x_shape, w_shape, stride, padding)
+        return tuple(dims), (OH, OW)
 
     def conv2d_forward(self, x, w, stride, padding):
         """y (N, O, OH, OW) = conv(x (N, C, H, W), w (O, C, kh, kw)); docs/gradients.md#conv2d."""

@@ -37,15 +37,7 @@ __all__ = ["XpBackend", "CupyBackend", "csrc_dir", "nvrtc_source", "kernel_signa
            "RAW_KERNEL_ARGS"]
 
 
-def _pair(v):
-    if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    a, b = v
-    return int(a), int(b)
-
-
-def _out_size(size, k, s, p):
-    return (size + 2 * p - k) // s + 1
+from .conv_shapes import conv_dims  # noqa: E402
 
 
 # =============================================================================================
@@ -74,18 +66,7 @@ class XpBackend:
         return self.xp.matmul(a, b, out=out)
 
     # --- convolution -------------------------------------------------------------------
-    @staticmethod
-    def _dims(x_shape, w_shape, stride, padding):
-        N, C, H, W = (int(s) for s in x_shape)
-        O, Cw, kh, kw = (int(s) for s in w_shape)
-        (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
-        if C != Cw:
-            raise ValueError(f"conv2d: input has {C} channels but the weight {tuple(w_shape)} expects {Cw}")
-        if sh < 1 or sw < 1 or ph < 0 or pw < 0:
-            raise ValueError(f"conv2d: stride must be ≥ 1 and padding ≥ 0, got stride {stride}, padding {padding}")
-        if H + 2 * ph < kh or W + 2 * pw < kw:
-            raise ValueError(f"conv2d: padded input {(H + 2 * ph, W + 2 * pw)} is smaller than the kernel {(kh, kw)}")
-        return N, C, H, W, O, kh, kw, sh, sw, ph, pw, _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
+    _dims = staticmethod(conv_dims)
 
     def _im2col(self, x, kh, kw, sh, sw, ph, pw, OH, OW, batch_first):
         """Patches of x, one contiguous copy: (N, C, kh, kw, OH, OW) if batch_first, else
