@@ -118,7 +118,7 @@ def _report_divergence(e):
 
 
 def _cmd_train(args) -> int:
-    from . import config
+    from . import config, vae_trainer
     from .train import Trainer, TrainingDiverged
 
     if args.list:
@@ -130,12 +130,22 @@ def _cmd_train(args) -> int:
         given += [args.what] if args.what else []
         given += ["--config"] if args.config else []
         given += ["--out"] if args.out else []
+        given += ["--beta"] if args.beta is not None else []
         if given:
             raise config.ConfigError(f"--resume continues a run with its own configuration; "
                                      f"only --steps and the intervals may change (got {', '.join(given)})")
         intervals = {_dest(f): getattr(args, _dest(f)) for f in free[1:] if getattr(args, _dest(f)) is not None}
-        trainer = Trainer.resume(args.resume, steps=args.steps, intervals=intervals, progress=args.progress)
+        cls = vae_trainer.VAETrainer if vae_trainer.is_vae_run(args.resume) else Trainer
+        trainer = cls.resume(args.resume, steps=args.steps, intervals=intervals, progress=args.progress)
+    elif vae_trainer.is_vae_target(args.config or args.what):
+        cfg = vae_trainer.resolve_config(args, _TRAIN_FLAGS)
+        if args.print_config:
+            print(vae_trainer.to_toml(cfg), end="")
+            return 0
+        trainer = vae_trainer.VAETrainer.new(cfg, out=args.out, overwrite=args.overwrite, progress=args.progress)
     else:
+        if args.beta is not None:
+            raise config.ConfigError("--beta is the KL weight of a VAE preset (pygan presets lists them)")
         cfg = _resolve_config(args)
         if args.print_config:
             print(config.to_toml(cfg), end="")
@@ -156,10 +166,12 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_presets(args) -> int:
-    from . import config
+    from . import config, vae_trainer
 
     for name in config.presets():
         print(f"{name:<24} {config.preset(name).describe()}")
+    for name in vae_trainer.presets():
+        print(f"{name:<24} {vae_trainer.preset(name).describe()}")
     return 0
 
 
@@ -168,8 +180,12 @@ def _cmd_presets(args) -> int:
 def _cmd_sample(args) -> int:
     import numpy as np
 
-    from . import plots
-    from .train import generate, interpolate_latents, load_run
+    from . import plots, vae_trainer
+
+    if vae_trainer.is_vae_run(args.run):
+        from .vae_trainer import generate, interpolate_latents, load_run
+    else:
+        from .train import generate, interpolate_latents, load_run
 
     model, cfg, ck = load_run(args.run)
     rng = np.random.default_rng(args.seed)
@@ -233,7 +249,13 @@ def _to_backend(z):
 def _cmd_eval(args) -> int:
     import numpy as np
 
-    from .train import evaluate, format_quality, judge_module, load_run
+    from . import vae_trainer
+    from .train import format_quality, judge_module
+
+    if vae_trainer.is_vae_run(args.run):
+        from .vae_trainer import evaluate, load_run
+    else:
+        from .train import evaluate, load_run
 
     model, cfg, ck = load_run(args.run)
     q = evaluate(model, cfg, n=args.n, rng=np.random.default_rng(args.seed))
@@ -264,13 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "TOML config file; without it, the dcgan-digits preset runs. The run "
                                    "folder gets config.toml, metrics.jsonl, checkpoint.npz, sample "
                                    "pictures and loss / D-output / gradient-norm plots.")
-    p.add_argument("what", nargs="?", help="preset name or config.toml (default: dcgan-digits)")
+    p.add_argument("what", nargs="?", help="preset name (a GAN's, or vae-digits, cvae-digits, ae-digits, "
+                                           "vae-mnist, cvae-mnist) or config.toml (default: dcgan-digits)")
     p.add_argument("--config", metavar="FILE", help="a TOML config (same as giving it as WHAT)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN from its last checkpoint")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<name>, made unique)")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run")
     for flag, _, typ, help_ in _TRAIN_FLAGS:
         p.add_argument(flag, type=typ, default=None, help=help_)
+    p.add_argument("--beta", type=float, default=None, help="KL weight β of a VAE preset (vae-digits, …)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any config field, dotted for tables: optim_d.betas=[0,0.9], "
                         "model_args.width=32, loss_args.a=-1 (repeatable)")

@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 
 __all__ = ["Config", "OptimConfig", "ConfigError", "PRESETS", "presets", "preset", "load", "loads",
            "replace", "to_toml", "to_dict", "from_dict", "validate", "PENALTIES", "OPTIMIZERS",
-           "TOY_DATA", "IMAGE_DATA", "DEFAULT_PRESET"]
+           "TOY_DATA", "IMAGE_DATA", "DEFAULT_PRESET", "LR_DECAYS"]
 
 PENALTIES = ("none", "gp", "r1", "lipschitz", "lipschitz-one-sided")
+LR_DECAYS = ("none", "linear")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 TOY_DATA = ("ring-8", "grid-25", "swiss-roll", "mixture-1d")
 IMAGE_DATA = ("digits", "mnist", "fashion")
@@ -113,6 +114,13 @@ class Config:
     optim_g, optim_d  the two optimizers (:class:`OptimConfig`)
     batch_size        samples per batch, real and generated alike
     steps             generator steps (the run's length; "step" always counts G steps)
+    lr_decay          "none" | "linear": both learning rates fall linearly from their value at
+                      G step ⌊lr_decay_start·steps⌋ to 1/(steps − that) of it at the last step
+    lr_decay_start    where the decay starts, as a fraction of ``steps`` in [0, 1)
+    ema_decay         β of an exponential moving average of G's parameters, kept beside G and
+                      used for evaluation, samples and ``pygan eval`` (0 = none; e.g. 0.999).
+                      Training never reads it: a run with it follows the same trajectory as
+                      one without
     seed              seeds model initialisation and the training generator
     eval_every        quality metrics every this many steps (and at the end); 0 = only at the end
     eval_samples      samples used for the quality metrics (2,500 for Q1/Q2)
@@ -139,6 +147,9 @@ class Config:
     optim_d: OptimConfig = field(default_factory=OptimConfig)
     batch_size: int = 256
     steps: int = 20000
+    lr_decay: str = "none"
+    lr_decay_start: float = 0.5
+    ema_decay: float = 0.0
     seed: int = 0
     eval_every: int = 1000
     eval_samples: int = 2500
@@ -154,7 +165,8 @@ class Config:
 
     def describe(self) -> str:
         """One line: model, data, loss, constraint, optimizers."""
-        parts = [f"{self.model} on {self.data}", self.loss]
+        margs = ", ".join(f"{k}={v}" for k, v in self.model_args.items())
+        parts = [f"{self.model}({margs}) on {self.data}" if margs else f"{self.model} on {self.data}", self.loss]
         if self.penalty != "none":
             parts.append(f"{self.penalty}(λ={self.penalty_weight:g})")
         if self.clip:
@@ -162,6 +174,10 @@ class Config:
         if self.n_critic != 1:
             parts.append(f"n_critic {self.n_critic}")
         parts.append(f"G {self.optim_g.describe()}, D {self.optim_d.describe()}")
+        if self.lr_decay != "none":
+            parts.append(f"lr {self.lr_decay} decay from {self.lr_decay_start:.0%} of the steps")
+        if self.ema_decay:
+            parts.append(f"EMA of G (β={self.ema_decay:g}) evaluated")
         parts.append(f"batch {self.batch_size}, {self.steps} steps, seed {self.seed}")
         return "; ".join(parts)
 
@@ -306,6 +322,12 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"clip must be ≥ 0 (0 = no clipping), got {cfg.clip}")
     if not (cfg.penalty_weight >= 0 and math.isfinite(cfg.penalty_weight)):
         raise ConfigError(f"penalty_weight must be ≥ 0, got {cfg.penalty_weight}")
+    if cfg.lr_decay not in LR_DECAYS:
+        raise ConfigError(f"lr_decay: unknown schedule {cfg.lr_decay!r}; choose one of {', '.join(LR_DECAYS)}")
+    if not 0.0 <= cfg.lr_decay_start < 1.0:
+        raise ConfigError(f"lr_decay_start must be in [0, 1) (a fraction of steps), got {cfg.lr_decay_start}")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise ConfigError(f"ema_decay must be in [0, 1) (0 = no EMA), got {cfg.ema_decay}")
     if not (cfg.data_scale > 0 and math.isfinite(cfg.data_scale)):
         raise ConfigError(f"data_scale must be > 0, got {cfg.data_scale}")
     if cfg.data in ("mnist", "fashion") and not cfg.data_folder:
@@ -454,6 +476,15 @@ def _wgan_gp(name, data, lam):   # Gulrajani et al.: λ = 10, n_critic 5, Adam(1
                 optim_g=_adam(1e-4, (0.0, 0.9)), optim_d=_adam(1e-4, (0.0, 0.9)), steps=10000)
 
 
+# The Q1/Q2 recipe per data set: a constant learning rate, then a linear decay over the last
+# steps, and the EMA of G evaluated. ring-8: a 5× larger rate (1e-3) for 15k steps moves mass
+# between modes fast enough to even them out (at 2e-4 a starved mode stays starved), the EMA
+# removes the jitter that rate causes, the decay over the last 5k sharpens. grid-25: the plain
+# GAN's rate for 28k steps (its 25 modes need the time), then 12k steps of decay.
+_DECAY_EMA = {"ring-8": dict(steps=20000, lr_decay_start=0.75, optim_g=_adam(1e-3), optim_d=_adam(1e-3)),
+              "grid-25": dict(steps=40000, lr_decay_start=0.7)}
+
+
 def _presets():
     p = {}
     for data in ("ring-8", "grid-25"):
@@ -467,6 +498,11 @@ def _presets():
         p[f"r1-{data}"] = _toy(f"r1-{data}", data, penalty="r1", penalty_weight=10.0)
         p[f"sn-hinge-{data}"] = _toy(f"sn-hinge-{data}", data, loss="hinge",
                                      model_args={"spectral_norm": True})
+        # sharper modes for Q1/Q2 (benchmarks/bench_quality.py): the plain GAN with an EMA of G's
+        # weights (β = 0.999) evaluated, and the recipe that meets the targets of issues 3 and 4
+        p[f"{data}-ema"] = _toy(f"{data}-ema", data, ema_decay=0.999)
+        p[f"{data}-decay-ema"] = _toy(f"{data}-decay-ema", data, ema_decay=0.999, lr_decay="linear",
+                                      **_DECAY_EMA[data])
         p[f"lipschitz-{data}"] = _toy(f"lipschitz-{data}", data, loss="wasserstein", penalty="lipschitz",
                                       penalty_weight=10.0, n_critic=5, steps=10000,
                                       optim_g=_adam(1e-4, (0.0, 0.9)), optim_d=_adam(1e-4, (0.0, 0.9)))

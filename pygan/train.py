@@ -22,6 +22,13 @@ generator (Dropout) are saved with it in each checkpoint, so ``--resume`` contin
 bit-identically. Sampling, plots and evaluation use generators of their own (derived from the
 seed and the step) and put both networks in eval mode, so they never change training.
 
+Two optional extras (config fields): ``lr_decay = "linear"`` sets both optimizers' learning
+rates before every G step from a schedule of the step alone (so resume stays exact), and
+``ema_decay = β`` keeps an exponential moving average of G's parameters, updated after every
+G step and saved in the checkpoint (``extra/ema.<key>``); evaluation, samples and
+``pygan eval`` then use the averaged G (metrics.jsonl keeps the raw G's figures as
+``eval_raw``). Neither changes the random draws, and the EMA is never read by training.
+
 The run folder holds config.toml, metrics.jsonl (one JSON object per G step), checkpoint.npz,
 samples/step_XXXXXX.png, samples.png (the last) and the curves losses.png, d_outputs.png,
 grad_norms.png, quality.png.
@@ -47,7 +54,7 @@ from .config import Config, ConfigError
 
 __all__ = ["Trainer", "TrainingDiverged", "RunFolderError", "train", "resume", "build_model", "make_data",
            "load_run", "generate", "evaluate", "format_quality", "sigmoid_loss", "interpolate_latents",
-           "judge_module"]
+           "judge_module", "lr_factor", "ema_weight"]
 
 _SIGMOID_LOSSES = ("minimax", "nonsaturating")
 
@@ -289,6 +296,53 @@ def format_quality(q: dict) -> str:
     return "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in q.items())
 
 
+# --- learning-rate schedule and EMA ---------------------------------------------------------------
+
+def lr_factor(cfg: Config, step: int) -> float:
+    """The factor on both base learning rates during G step ``step`` (1-based; its D steps too).
+
+    "none": 1. "linear", with T = cfg.steps and t₀ = ⌊lr_decay_start·T⌋: 1 for step ≤ t₀, then
+    (T − step + 1)/(T − t₀) — falling by equal amounts to 1/(T − t₀) at the last step, never 0.
+    A function of the step alone, so a resumed run gets the same rates (for the same T)."""
+    if cfg.lr_decay == "none":
+        return 1.0
+    T = int(cfg.steps)
+    t0 = int(math.floor(cfg.lr_decay_start * T))
+    if step <= t0 or T <= t0:
+        return 1.0
+    return max(T - step + 1, 1) / float(T - t0)
+
+
+def ema_weight(beta: float, step: int) -> float:
+    """The weight w of the new parameters in the EMA update after G step ``step`` (1-based):
+    ema ← ema + w·(θ − ema), w = 1 − min(β, (1 + step)/(10 + step)). The warm-up (the
+    ``num_updates`` rule of TensorFlow's ExponentialMovingAverage) lets the average forget the
+    initial weights quickly in short runs; from step ≈ 9/(1 − β) on, w = 1 − β."""
+    return 1.0 - min(float(beta), (1.0 + step) / (10.0 + step))
+
+
+class _UseEMA:
+    """Inside the block, G's parameters hold the EMA weights (the arrays are swapped, not
+    copied, and swapped back on exit); a no-op without EMA."""
+
+    def __init__(self, trainer, on: bool = True):
+        self.t, self.on = trainer, on and trainer.ema is not None
+
+    def _swap(self):
+        ema = self.t.ema
+        for i, p in enumerate(self.t._g_params):
+            p.data, ema[i] = ema[i], p.data
+
+    def __enter__(self):
+        if self.on:
+            self._swap()
+        return self
+
+    def __exit__(self, *exc):
+        if self.on:
+            self._swap()
+
+
 # --- the trainer ---------------------------------------------------------------------------------
 
 def _unique_folder(base):
@@ -343,6 +397,10 @@ class Trainer:
         self._g_params = m.G.parameters()
         self._d_params = m.D.parameters()
         self._dx_key = "prob" if sigmoid_loss(cfg.loss) else "score"
+        self._base_lr = (self.opt_g.lr, self.opt_d.lr)
+        # EMA of G's parameters (None = off): starts at G's initial weights
+        self.ema = [p.data.copy() for p in self._g_params] if cfg.ema_decay else None
+        self._ema_tmp = [get_backend().xp.empty_like(p.data) for p in self._g_params] if cfg.ema_decay else None
         if checkpoint is not None:
             self._restore(checkpoint)
 
@@ -414,6 +472,10 @@ class Trainer:
     def save_checkpoint(self, path=None):
         path = path or self.checkpoint_path
         dstate, darrays = self.data.state()
+        darrays = dict(darrays)
+        if self.ema is not None:
+            for name, e in zip(self._g_names, self.ema):
+                darrays[f"ema.{name[2:]}"] = e          # name is "G.<key>"
         ckpt.save(path, step=self.step, config=config_mod.to_dict(self.cfg), model=self.model.config(),
                   rng=self._rng_state(), G=self.model.G.state_dict(), D=self.model.D.state_dict(),
                   opt_g=self.opt_g.state_dict(), opt_d=self.opt_d.state_dict(),
@@ -448,6 +510,18 @@ class Trainer:
         except (KeyError, TypeError, ValueError) as e:
             raise ckpt.CheckpointError(f"{ck.path}: the random generator states cannot be restored ({e})") from None
         self.data.load_state(ck.state.get("data", {}), ck.extra)
+        if self.ema is not None:
+            xp = get_backend().xp
+            for i, (name, p) in enumerate(zip(self._g_names, self._g_params)):
+                key = f"ema.{name[2:]}"
+                if key not in ck.extra:
+                    raise ckpt.CheckpointError(f"{ck.path}: the run keeps an EMA of G (ema_decay = "
+                                               f"{self.cfg.ema_decay:g}) but the checkpoint lacks {key}")
+                a = ck.extra[key]
+                if tuple(a.shape) != tuple(p.data.shape):
+                    raise ckpt.CheckpointError(f"{ck.path}: {key} has shape {tuple(a.shape)}, G's parameter "
+                                               f"{tuple(p.data.shape)}")
+                self.ema[i] = xp.asarray(a, dtype=p.data.dtype).copy()
         self.step = ck.step
         self.elapsed = float(ck.state.get("elapsed", 0.0))
         self.last_checkpoint = (ck.path, ck.step)
@@ -491,6 +565,10 @@ class Trainer:
         """One G step with its n_critic D steps; returns the step's metrics record."""
         cfg, m, loss, xp = self.cfg, self.model, self.loss, get_backend().xp
         B = cfg.batch_size
+        if cfg.lr_decay != "none":
+            f = lr_factor(cfg, self.step + 1)
+            self.opt_g.lr = self._base_lr[0] * f
+            self.opt_d.lr = self._base_lr[1] * f
         sums = {"d_loss.real": 0.0, "d_loss.fake": 0.0, "penalty": 0.0, "D_real": 0.0, "D_fake": 0.0}
         grad_norm = {}
         prob = self._dx_key == "prob"
@@ -530,6 +608,8 @@ class Trainer:
         m.g_backward(m.d_backward(gg))
         self._grad_norms(self._g_params, self._g_names, grad_norm)
         self.opt_g.step()
+        if self.ema is not None:
+            self._update_ema(self.step + 1)
         self.opt_d.zero_grad()
         k = float(cfg.n_critic)
         rec = {"step": self.step + 1,
@@ -540,6 +620,30 @@ class Trainer:
                "grad_norm": {n: grad_norm[n] for n in self._g_names + self._d_names}}
         self.step += 1
         return rec
+
+    def _update_ema(self, step):
+        """ema ← ema + w·(θ − ema) for every G parameter (w from :func:`ema_weight`)."""
+        xp = get_backend().xp
+        w = ema_weight(self.cfg.ema_decay, step)
+        for e, p, tmp in zip(self.ema, self._g_params, self._ema_tmp):
+            xp.subtract(p.data, e, out=tmp)
+            tmp *= tmp.dtype.type(w)
+            e += tmp
+
+    def use_ema(self, on: bool = True):
+        """Context manager: G holds the EMA weights inside the block (no-op without EMA)."""
+        return _UseEMA(self, on)
+
+    def evaluate(self) -> dict:
+        """Quality figures now (the EMA G's if the run keeps one, with the raw G's under
+        "raw"), on the evaluation generator of this step."""
+        q = {}
+        with self.use_ema():
+            q = evaluate(self.model, self.cfg, rng=self._eval_rng())
+        if self.ema is not None and q:
+            q = dict(q)
+            q["raw"] = evaluate(self.model, self.cfg, rng=self._eval_rng())
+        return q
 
     # -- outputs --
     def _write_config(self):
@@ -587,9 +691,13 @@ class Trainer:
         """Save the sample picture of the current model to ``path`` (PNG): an image grid (64 fixed
         z; conditional models: one class per column), or for 2-D toy data a scatter over D's
         surface with the arrows −∂L_G/∂x, for 1-D a histogram with D's curve."""
+        with self.use_ema():
+            self._snapshot(path)
+
+    def _snapshot(self, path):
         from . import plots
         cfg, m = self.cfg, self.model
-        title = f"{cfg.name} — step {self.step}"
+        title = f"{cfg.name} — step {self.step}" + (" (EMA of G)" if self.ema is not None else "")
         if not cfg.is_toy:
             nc = m.num_classes
             n = 8 * nc if nc else 64
@@ -701,10 +809,15 @@ class Trainer:
                 s = self.step
                 last = s == cfg.steps
                 if (cfg.eval_every and s % cfg.eval_every == 0) or last:
-                    quality = evaluate(self.model, cfg, rng=self._eval_rng())
+                    quality = self.evaluate()
                     if quality:
+                        raw = quality.pop("raw", None)
                         rec["eval"] = quality
-                        self._log(f"step {s}: {format_quality(quality)}")
+                        msg = f"step {s}: {format_quality(quality)}"
+                        if raw is not None:
+                            rec["eval_raw"] = raw
+                            msg = f"step {s}: EMA G {format_quality(quality)}; raw G {format_quality(raw)}"
+                        self._log(msg)
                 self.records.append(rec)
                 self._metrics.write(json.dumps(rec) + "\n")
                 if self._bar is not None:
@@ -759,9 +872,11 @@ def resume(run: str, steps: int | None = None, **kw) -> dict:
     return Trainer.resume(run, steps=steps, **kw).run()
 
 
-def load_run(run: str):
+def load_run(run: str, ema: bool = True):
     """(model, config, checkpoint) of a run folder or checkpoint file: the model rebuilt from the
-    checkpoint's model config with the saved parameters (for sampling and evaluation)."""
+    checkpoint's model config with the saved parameters (for sampling and evaluation). For a
+    run that keeps an EMA of G (``ema_decay`` > 0), G gets the EMA weights unless ``ema`` is
+    False."""
     ck = ckpt.load(run)
     try:
         cfg = config_mod.from_dict(ck.config, f"{ck.path} (config)")
@@ -784,4 +899,11 @@ def load_run(run: str):
             raise ckpt.CheckpointError(f"{ck.path}: the stored parameters do not fit model {name!r}: {why}")
     model.G.load_state_dict(ck.G)
     model.D.load_state_dict(ck.D)
+    if ema and cfg.ema_decay:
+        xp = get_backend().xp
+        for name, p in model.G.named_parameters():
+            key = f"ema.{name}"
+            if key not in ck.extra:
+                raise ckpt.CheckpointError(f"{ck.path}: the run keeps an EMA of G but the checkpoint lacks {key}")
+            p.data = xp.asarray(ck.extra[key], dtype=p.data.dtype).copy()
     return model, cfg, ck

@@ -1,0 +1,204 @@
+"""The Q1/Q2 quality sweep (benchmarks/bench_quality.py) end to end on a few steps, and the two
+trainer features its best recipes use: an EMA of G's weights and a linear learning-rate decay
+(exact update rule, no effect on the trajectory, checkpointed, exact resume)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pygan import config
+from pygan.config import ConfigError
+from pygan.train import Trainer, ema_weight, load_run, lr_factor
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny(**over):
+    """ring-8 with a small MLP: milliseconds a step."""
+    cfg = config.replace(config.preset("ring-8"), {
+        "model_args.width": 16, "model_args.depth": 2, "batch_size": 32, "steps": 10, "eval_every": 0,
+        "sample_every": 0, "checkpoint_every": 0, "log_every": 1000, "eval_samples": 200})
+    return config.replace(cfg, over)
+
+
+def _state(t):
+    out = {}
+    for net, mod in (("G", t.model.G), ("D", t.model.D)):
+        for k, v in mod.state_dict().items():
+            out[f"{net}.{k}"] = v
+    for name, opt in (("opt_g", t.opt_g), ("opt_d", t.opt_d)):
+        for k, v in opt.state_dict().items():
+            out[f"{name}.{k}"] = np.asarray(v)
+    for i, e in enumerate(t.ema or []):
+        out[f"ema.{i}"] = e
+    return out
+
+
+def _assert_identical(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype, k
+        np.testing.assert_array_equal(a[k], b[k], err_msg=f"{k} differs")
+
+
+@pytest.fixture
+def no_plots(monkeypatch):
+    monkeypatch.setattr(Trainer, "_plots", lambda self, final=False: None)
+
+
+# --- EMA of G ------------------------------------------------------------------------------------
+
+def test_ema_does_not_change_the_training_trajectory(tmp_path):
+    plain = Trainer(tiny(), tmp_path / "a", progress=False)
+    ema = Trainer(tiny(ema_decay=0.9), tmp_path / "b", progress=False)
+    for _ in range(4):
+        plain.train_step()
+        ema.train_step()
+        ema.evaluate()                       # evaluation swaps the EMA weights in and out
+        with ema.use_ema():
+            ema._field(50, 10)
+    s = _state(ema)
+    _assert_identical(_state(plain), {k: v for k, v in s.items() if not k.startswith("ema.")})
+
+
+def test_ema_follows_its_update_rule_exactly(tmp_path):
+    t = Trainer(tiny(ema_decay=0.95), tmp_path, progress=False)
+    ref = [p.data.copy() for p in t.model.G.parameters()]          # starts at G's initial weights
+    for step in range(1, 31):
+        t.train_step()
+        w = np.float32(ema_weight(0.95, step))
+        for e, p in zip(ref, t.model.G.parameters()):
+            e += (p.data - e) * w
+    for e, mine in zip(ref, t.ema):
+        np.testing.assert_array_equal(mine, e)
+    # warm-up: w = 1 − (1 + t)/(10 + t) early on, then 1 − β
+    assert ema_weight(0.95, 1) == pytest.approx(1 - 2 / 11)
+    assert ema_weight(0.95, 1000) == pytest.approx(0.05)
+    # after 30 steps the EMA differs from G (it lags behind)
+    assert any(not np.array_equal(e, p.data) for e, p in zip(t.ema, t.model.G.parameters()))
+
+
+def test_evaluation_and_load_run_use_the_ema_and_keep_the_raw_g(tmp_path, no_plots):
+    out = str(tmp_path / "run")
+    t = Trainer.new(tiny(ema_decay=0.9, steps=6, eval_every=3), out=out, progress=False)
+    t.run()
+    q = t.evaluate()
+    assert {"modes", "hq_percent", "kl", "raw"} <= set(q)
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        recs = [json.loads(line) for line in f]
+    assert "eval" in recs[2] and "eval_raw" in recs[2] and "eval" not in recs[0]
+    m_ema, _, _ = load_run(out)
+    m_raw, _, _ = load_run(out, ema=False)
+    for a, b, e, g in zip(m_ema.G.parameters(), m_raw.G.parameters(), t.ema, t.model.G.parameters()):
+        np.testing.assert_array_equal(a.data, e)
+        np.testing.assert_array_equal(b.data, g.data)
+
+
+@pytest.mark.parametrize("over", [{"ema_decay": 0.9}, {"ema_decay": 0.9, "lr_decay": "linear", "lr_decay_start": 0.25},
+                                  {"lr_decay": "linear", "loss": "wasserstein", "penalty": "gp", "n_critic": 2}],
+                         ids=["ema", "ema+decay", "decay-wgan-gp"])
+def test_resume_with_ema_and_lr_decay_is_bit_identical(tmp_path, no_plots, over):
+    n = 6
+    straight = Trainer.new(tiny(steps=2 * n, checkpoint_every=4, **over), out=str(tmp_path / "a"), progress=False)
+    straight.run()
+    half = Trainer.new(tiny(steps=2 * n, checkpoint_every=4, **over), out=str(tmp_path / "b"), progress=False)
+    for _ in range(n):
+        half.train_step()
+    half.save_checkpoint()
+    cont = Trainer.resume(str(tmp_path / "b"), progress=False)
+    assert cont.step == n
+    cont.run()
+    _assert_identical(_state(straight), _state(cont))
+
+
+def test_a_run_continued_with_a_decay_that_starts_later_equals_a_straight_run(tmp_path, no_plots):
+    """Before its first decayed step the schedule's factor is exactly 1, so a constant-rate run's
+    checkpoint continued under the decaying config is the straight decaying run, bit for bit."""
+    decay = tiny(steps=12, ema_decay=0.9, lr_decay="linear", lr_decay_start=0.5)
+    straight = Trainer(decay, tmp_path / "a", progress=False)
+    for _ in range(12):
+        straight.train_step()
+    const = Trainer(tiny(steps=6, ema_decay=0.9), tmp_path / "b", progress=False)
+    for _ in range(6):
+        const.train_step()
+    const.save_checkpoint()
+    from pygan import checkpoint as ckpt
+    cont = Trainer(decay, tmp_path / "c", checkpoint=ckpt.load(str(tmp_path / "b")), progress=False)
+    for _ in range(6):
+        cont.train_step()
+    _assert_identical(_state(straight), _state(cont))
+
+
+def test_linear_lr_decay_sets_both_learning_rates_from_the_step(tmp_path):
+    cfg = tiny(lr_decay="linear", lr_decay_start=0.5, steps=10, **{"optim_d.lr": 1e-3})
+    assert [lr_factor(cfg, s) for s in range(1, 11)] == pytest.approx(
+        [1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
+    assert lr_factor(tiny(), 10) == 1.0
+    t = Trainer(cfg, tmp_path, progress=False)
+    for s in range(1, 11):
+        t.train_step()
+        assert t.opt_g.lr == pytest.approx(2e-4 * lr_factor(cfg, s))
+        assert t.opt_d.lr == pytest.approx(1e-3 * lr_factor(cfg, s))
+
+
+def test_bad_ema_and_decay_settings_are_named():
+    for over, word in (({"ema_decay": 1.0}, "ema_decay"), ({"ema_decay": -0.1}, "ema_decay"),
+                       ({"lr_decay": "cosine"}, "lr_decay"), ({"lr_decay_start": 1.0}, "lr_decay_start")):
+        with pytest.raises(ConfigError, match=word):
+            config.validate(tiny(**over))
+
+
+def test_ema_presets_differ_from_the_plain_gan_only_in_ema_schedule_and_rates():
+    for data in ("ring-8", "grid-25"):
+        base = config.to_dict(config.preset(data))
+        ema = config.to_dict(config.preset(f"{data}-ema"))
+        assert {k for k in ema if ema[k] != base[k]} == {"name", "ema_decay"} and ema["ema_decay"] == 0.999
+        rec = config.to_dict(config.preset(f"{data}-decay-ema"))
+        assert {k for k in rec if rec[k] != base[k]} <= {"name", "ema_decay", "lr_decay", "lr_decay_start", "steps",
+                                                         "optim_g", "optim_d"}
+        assert rec["lr_decay"] == "linear" and rec["ema_decay"] == 0.999
+        assert rec["optim_g"] == rec["optim_d"] and rec["optim_g"]["betas"] == [0.5, 0.999]
+
+
+# --- the benchmark script ------------------------------------------------------------------------
+
+def test_quality_benchmark_quick_run_writes_json_table_and_figure(tmp_path):
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    env = dict(os.environ, MPLBACKEND="Agg")
+    r = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "bench_quality.py"), "--quick",
+                        "--out", str(out), "--runs-dir", str(runs), "--jobs", "2"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    data = json.loads((out / "quality.json").read_text())
+    assert {x["method"] for x in data["runs"]} == {"nonsaturating", "nonsaturating-ema", "wgan-gp"}
+    for run in data["runs"]:
+        q = run["quality"]
+        assert q["total_modes"] == 8 and 0 <= q["hq_percent"] <= 100 and q["step"] == run["steps"]
+        assert run["command"].startswith("pygan train ") and "pygan eval" in run["command"]
+        assert run["wall_s"] > 0
+    ema_run = next(x for x in data["runs"] if x["method"] == "nonsaturating-ema")
+    assert "quality_raw" in ema_run
+    # the plain GAN is the raw G of the EMA run (training never reads the EMA), not trained again
+    plain = next(x for x in data["runs"] if x["method"] == "nonsaturating")
+    assert plain["run_dir"] == ema_run["run_dir"] and plain["quality"] == {**ema_run["quality_raw"]}
+    assert plain["command"].startswith("pygan train ring-8 ")
+    assert sorted(os.listdir(runs)) == sorted(["ring-8-ema-s0", "ring-8-ema-s0.log", "ring-8-ema-s0.wall.json",
+                                               "wgan-gp-ring-8-s0", "wgan-gp-ring-8-s0.log",
+                                               "wgan-gp-ring-8-s0.wall.json"])
+    # the table's figures are the evaluation `pygan eval RUN --json` prints
+    ev = subprocess.run([sys.executable, "-m", "pygan", "eval", ema_run["run_dir"], "--json"], cwd=REPO,
+                        capture_output=True, text=True, timeout=120)
+    assert json.loads(ev.stdout)["hq_percent"] == ema_run["quality"]["hq_percent"]
+    md = (out / "quality.md").read_text()
+    assert "| GAN + EMA of G |" in md and "PacGAN4" in md and "pygan train ring-8-ema" in md
+    assert (out / "quality_ring-8.png").stat().st_size > 10_000
+    # a second invocation reuses the finished runs
+    r2 = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "bench_quality.py"), "--quick",
+                         "--out", str(out), "--runs-dir", str(runs), "--no-figure"],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r2.returncode == 0 and "reuse" in r2.stdout
