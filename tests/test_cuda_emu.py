@@ -357,3 +357,41 @@ def test_cuda_kernels_on_the_gpu_match_numpy(rng, N, C, H, W, O, k, s, p):
     pygan.set_backend("numpy")
     v0, g0 = losses._softplus_term(a.ravel(), -1, 1.0)
     assert abs(v - v0) <= 1e-5 * abs(v0) and np.allclose(g.get(), g0, rtol=1e-5, atol=1e-12)
+
+
+def _dcgan8_steps(backend, z, real, steps=3):
+    from pygan import models
+    pygan.set_backend(backend)
+    pygan.manual_seed(5)
+    m = models.build("dcgan-8", width=8)
+    loss = losses.get("nonsaturating")
+    # SGD, not Adam: a bias feeding BatchNorm has ∂L/∂b = 0 exactly, and Adam would turn each
+    # backend's rounding noise in it into ±lr steps in unrelated directions
+    og = optim.SGD(m.G.parameters(), lr=0.05, momentum=0.5)
+    od = optim.SGD(m.D.parameters(), lr=0.05, momentum=0.5)
+    for _ in range(steps):
+        fake = m.g_forward(z)
+        od.zero_grad()
+        m.d_backward(loss.d_real(m.d_forward(real))[1])
+        m.d_backward(loss.d_fake(m.d_forward(fake))[1])
+        od.step()
+        og.zero_grad()
+        m.g_backward(m.d_backward_input(loss.g_loss(m.d_forward(fake))[1]))
+        og.step()
+    return {**{"G." + k: v for k, v in m.G.state_dict().items()},
+            **{"D." + k: v for k, v in m.D.state_dict().items()}}
+
+
+def test_a_few_digits_dcgan_steps_on_cuda_emu_equal_numpy(rng):
+    """Conv, transposed conv and BatchNorm through the emulated kernels: 3 training steps of the
+    8×8 digits DCGAN (narrowed to width 8 to keep the emulator quick) give numpy's parameters."""
+    z = f32(rng, 6, 32)
+    real = np.tanh(f32(rng, 6, 1, 8, 8))
+    s0 = _dcgan8_steps("numpy", z, real)
+    s1 = _dcgan8_steps("cuda-emu", z, real)
+    pygan.set_backend("numpy")
+    for k in s0:
+        if k.endswith("num_batches_tracked"):
+            assert s1[k] == s0[k]
+            continue
+        assert_close(s1[k], s0[k], 1e-4, f"dcgan-8 {k} after 3 steps", atol=1e-6)
