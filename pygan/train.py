@@ -49,7 +49,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from . import config as config_mod
 from . import losses, penalties
-from .backend import get_backend, set_backend
+from .backend import get_backend, set_backend, to_host as _host
 from .config import Config, ConfigError
 
 __all__ = ["Trainer", "TrainingDiverged", "RunFolderError", "train", "resume", "build_model", "make_data",
@@ -187,10 +187,6 @@ def make_data(cfg: Config):
 
 
 # --- sampling and evaluation ---------------------------------------------------------------------
-
-def _host(a):
-    return a.get() if hasattr(a, "get") else np.asarray(a)
-
 
 class _EvalMode:
     """Both networks in eval mode inside the block, their previous modes restored after."""

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import checkpoint as ckpt
-from .backend import get_backend, set_backend
+from .backend import get_backend, set_backend, to_host as _host
 from .config import IMAGE_DATA, ConfigError, OptimConfig
 from .config import _apply_optim, _coerce, _kind, _parse_scalar, _tomllib, _toml_key, _toml_value
 from .train import ImageData, Trainer, TrainingDiverged, _nonfinite_value, judge_module, slerp
@@ -372,10 +372,6 @@ def evaluate(model, cfg: VAEConfig, n: int | None = None, rng=None, heldout=None
         q.update(judge.evaluate(model, data=cfg.data, n=int(n or cfg.eval_samples), rng=rng,
                                 data_folder=cfg.data_folder or None))
     return q
-
-
-def _host(a):
-    return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
 # --- the trainer ---------------------------------------------------------------------------------
