@@ -84,6 +84,49 @@ class _ConvBase(Module):
         if self.bias is not None:
             self.bias.grad += gy.sum(axis=(0, 2, 3))
 
+    # Each layer is y = A(x) + b with A linear in x and in w; a subclass gives A (_apply), its
+    # adjoint in x (_adjoint, the input gradient) and its adjoint in w (_weight_grad). Everything
+    # below follows from those three (docs/gradients.md#conv2d, #second-order).
+    def _apply(self, x):
+        raise NotImplementedError
+
+    def _adjoint(self, gy, x_shape):
+        raise NotImplementedError
+
+    def _weight_grad(self, x, gy):
+        raise NotImplementedError
+
+    def backward(self, gy):
+        x = self._need_cache(self._cache)
+        if tuple(gy.shape) != self.output_shape(x.shape):
+            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, "
+                             f"expected {self.output_shape(x.shape)}")
+        self.backward_params(gy)
+        return self._adjoint(gy, x.shape)
+
+    def backward_input(self, gy):
+        return self._adjoint(gy, self._need_cache(self._cache).shape)
+
+    def backward_params(self, gy):
+        self.weight.grad += self._weight_grad(self._need_cache(self._cache), gy)
+        self._bias_grad(gy)
+
+    # ẏ = A(ẋ) (no bias);  adjoint: ∂/∂W += Aᵀ_w(x, gy) + Aᵀ_w(ẋ, gẏ), gx = Aᵀ(gy), gẋ = Aᵀ(gẏ).
+    def jvp(self, dx):
+        x = self._need_cache(self._cache)
+        if dx.shape != x.shape:
+            raise ValueError(f"{self.describe()}: jvp got a tangent of shape {tuple(dx.shape)}, "
+                             f"expected the input's {tuple(x.shape)}")
+        self._dx = dx
+        return self._apply(dx)
+
+    def backward_jvp(self, gy, gdy):
+        self._need_cache(self._cache)
+        dx = self._need_cache(self._dx)
+        self.weight.grad += self._weight_grad(dx, gdy)
+        gdx = self._adjoint(gdy, dx.shape)
+        return (None if gy is None else self.backward(gy)), gdx
+
 
 class Conv2d(_ConvBase):
     """2-D convolution (cross-correlation, like PyTorch's ``nn.Conv2d``):
@@ -120,48 +163,18 @@ class Conv2d(_ConvBase):
         if H + 2 * ph < kh or W + 2 * pw < kw:
             raise ValueError(f"{self.describe()}: input {tuple(x.shape)} padded by {self.padding} is "
                              f"{(H + 2 * ph, W + 2 * pw)}, smaller than the kernel {self.kernel_size}")
-        y = get_backend().conv2d_forward(x, self.weight.data, self.stride, self.padding)
+        y = self._apply(x)
         self._cache = x
         return self._add_bias(y)
 
-    def backward(self, gy):
-        x = self._need_cache(self._cache)
-        if tuple(gy.shape) != self.output_shape(x.shape):
-            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, "
-                             f"expected {self.output_shape(x.shape)}")
-        be = get_backend()
-        self.weight.grad += be.conv2d_backward_weight(x, gy, self.weight.shape, self.stride, self.padding)
-        self._bias_grad(gy)
-        return be.conv2d_backward_input(gy, self.weight.data, x.shape, self.stride, self.padding)
+    def _apply(self, x):
+        return get_backend().conv2d_forward(x, self.weight.data, self.stride, self.padding)
 
-    def backward_input(self, gy):
-        x = self._need_cache(self._cache)
-        return get_backend().conv2d_backward_input(gy, self.weight.data, x.shape, self.stride, self.padding)
+    def _adjoint(self, gy, x_shape):
+        return get_backend().conv2d_backward_input(gy, self.weight.data, x_shape, self.stride, self.padding)
 
-    def backward_params(self, gy):
-        x = self._need_cache(self._cache)
-        self.weight.grad += get_backend().conv2d_backward_weight(x, gy, self.weight.shape, self.stride, self.padding)
-        self._bias_grad(gy)
-
-    # ẏ = conv(ẋ) (no bias);  adjoint: ∂/∂W += bw(x, gy) + bw(ẋ, gẏ), gx = convᵀ(gy), gẋ = convᵀ(gẏ).
-    # docs/gradients.md#second-order
-    def jvp(self, dx):
-        x = self._need_cache(self._cache)
-        if dx.shape != x.shape:
-            raise ValueError(f"{self.describe()}: jvp got a tangent of shape {tuple(dx.shape)}, "
-                             f"expected the input's {tuple(x.shape)}")
-        self._dx = dx
-        return get_backend().conv2d_forward(dx, self.weight.data, self.stride, self.padding)
-
-    def backward_jvp(self, gy, gdy):
-        self._need_cache(self._cache)
-        dx = self._need_cache(self._dx)
-        be = get_backend()
-        self.weight.grad += be.conv2d_backward_weight(dx, gdy, self.weight.shape, self.stride, self.padding)
-        gdx = be.conv2d_backward_input(gdy, self.weight.data, dx.shape, self.stride, self.padding)
-        if gy is None:
-            return None, gdx
-        return self.backward(gy), gdx
+    def _weight_grad(self, x, gy):
+        return get_backend().conv2d_backward_weight(x, gy, self.weight.shape, self.stride, self.padding)
 
 
 class ConvTranspose2d(_ConvBase):
@@ -205,46 +218,17 @@ class ConvTranspose2d(_ConvBase):
             raise ValueError(f"{self.describe()}: input {tuple(x.shape)} gives a non-positive output "
                              f"size {out_shape[2:]} (kernel {self.kernel_size}, stride {self.stride}, "
                              f"padding {self.padding}, output_padding {self.output_padding})")
-        y = get_backend().conv2d_backward_input(x, self.weight.data, out_shape, self.stride, self.padding)
+        y = self._apply(x)
         self._cache = x
         return self._add_bias(y)
 
-    def backward(self, gy):
-        x = self._need_cache(self._cache)
-        if tuple(gy.shape) != self.output_shape(x.shape):
-            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, "
-                             f"expected {self.output_shape(x.shape)}")
-        be = get_backend()
-        self.weight.grad += be.conv2d_backward_weight(gy, x, self.weight.shape, self.stride, self.padding)
-        self._bias_grad(gy)
-        return be.conv2d_forward(gy, self.weight.data, self.stride, self.padding)
-
-    def backward_input(self, gy):
-        self._need_cache(self._cache)
-        return get_backend().conv2d_forward(gy, self.weight.data, self.stride, self.padding)
-
-    def backward_params(self, gy):
-        x = self._need_cache(self._cache)
-        self.weight.grad += get_backend().conv2d_backward_weight(gy, x, self.weight.shape, self.stride, self.padding)
-        self._bias_grad(gy)
-
-    # ẏ = convᵀ(ẋ) (no bias);  adjoint: ∂/∂W += bw(gy, x) + bw(gẏ, ẋ), gx = conv(gy), gẋ = conv(gẏ).
-    # docs/gradients.md#second-order
-    def jvp(self, dx):
-        x = self._need_cache(self._cache)
-        if dx.shape != x.shape:
-            raise ValueError(f"{self.describe()}: jvp got a tangent of shape {tuple(dx.shape)}, "
-                             f"expected the input's {tuple(x.shape)}")
-        self._dx = dx
-        return get_backend().conv2d_backward_input(dx, self.weight.data, self.output_shape(dx.shape),
+    # the adjoint of Conv2d: A = convᵀ, its input gradient is conv, its weight gradient swaps x, gy
+    def _apply(self, x):
+        return get_backend().conv2d_backward_input(x, self.weight.data, self.output_shape(x.shape),
                                                    self.stride, self.padding)
 
-    def backward_jvp(self, gy, gdy):
-        self._need_cache(self._cache)
-        dx = self._need_cache(self._dx)
-        be = get_backend()
-        self.weight.grad += be.conv2d_backward_weight(gdy, dx, self.weight.shape, self.stride, self.padding)
-        gdx = be.conv2d_forward(gdy, self.weight.data, self.stride, self.padding)
-        if gy is None:
-            return None, gdx
-        return self.backward(gy), gdx
+    def _adjoint(self, gy, x_shape):
+        return get_backend().conv2d_forward(gy, self.weight.data, self.stride, self.padding)
+
+    def _weight_grad(self, x, gy):
+        return get_backend().conv2d_backward_weight(gy, x, self.weight.shape, self.stride, self.padding)
