@@ -27,6 +27,7 @@ from pathlib import Path
 from pybind11.setup_helpers import ParallelCompile, Pybind11Extension
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).parent.resolve()
 CSRC = Path("csrc")
@@ -167,4 +168,16 @@ def extensions():
     return exts
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
+class BuildPy(build_py):
+    """Also ships csrc/ as pygan/_csrc, so an installed pygan can compile its kernels at run time
+    with NVRTC (the cupy backend's RawModule path; pygan.backend.cupy_backend.csrc_dir)."""
+
+    def run(self):
+        super().run()
+        src = Path(__file__).resolve().parent / "csrc"
+        if src.is_dir() and not getattr(self, "editable_mode", False):
+            shutil.copytree(src, Path(self.build_lib) / "pygan" / "_csrc", dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("*.o", "*.so"))
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt, "build_py": BuildPy})

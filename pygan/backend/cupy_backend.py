@@ -166,9 +166,9 @@ LOSS_KERNELS = {
 # =============================================================================================
 
 def csrc_dir() -> Path | None:
-    """Where pygan's CUDA sources are: ``$PYGAN_CSRC``, else ``csrc/`` beside the ``pygan``
-    package (a checkout or an editable install).  None when not found — a wheel built by
-    ``pip install .`` does not ship csrc (see docs/parts/cupy.md#nvrtc)."""
+    """Where pygan's CUDA sources are: ``$PYGAN_CSRC``, else ``pygan/_csrc`` (shipped by
+    ``pip install .``), else ``csrc/`` beside the ``pygan`` package (a checkout or an editable
+    install).  None when not found."""
     env = os.environ.get("PYGAN_CSRC")
     candidates = [Path(env)] if env else []
     here = Path(__file__).resolve().parent                      # .../pygan/backend
