@@ -177,6 +177,16 @@ def _cmd_presets(args) -> int:
 
 # --- sample / eval ------------------------------------------------------------------------------
 
+def _load(load_run, args):
+    """load_run(RUN), with G's raw weights instead of its EMA when --no-ema is given."""
+    if getattr(args, "no_ema", False):
+        try:
+            return load_run(args.run, ema=False)
+        except TypeError:  # a VAE run: there is no EMA to leave out
+            pass
+    return load_run(args.run)
+
+
 def _cmd_sample(args) -> int:
     import numpy as np
 
@@ -187,7 +197,7 @@ def _cmd_sample(args) -> int:
     else:
         from .train import generate, interpolate_latents, load_run
 
-    model, cfg, ck = load_run(args.run)
+    model, cfg, ck = _load(load_run, args)
     rng = np.random.default_rng(args.seed)
     nc = getattr(model, "num_classes", 0)
     out = args.out or os.path.join(os.path.dirname(ck.path), "interpolation.png" if args.interpolate else "sample.png")
@@ -257,7 +267,7 @@ def _cmd_eval(args) -> int:
     else:
         from .train import evaluate, load_run
 
-    model, cfg, ck = load_run(args.run)
+    model, cfg, ck = _load(load_run, args)
     q = evaluate(model, cfg, n=args.n, rng=np.random.default_rng(args.seed))
     if args.json:
         print(json.dumps({"run": ck.path, "step": ck.step, **q}))
@@ -310,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="draw samples from a trained run",
                        description="Samples of a run's generator as a picture (.png) or raw (.npy).")
     p.add_argument("run", help="run folder or checkpoint .npz")
+    p.add_argument("--no-ema", action="store_true", help="use G's raw weights in a run that keeps an EMA of G")
     p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--label", type=int, default=None, help="class of every sample (conditional models)")
     p.add_argument("--out", metavar="FILE", help="FILE.png (picture) or FILE.npy (raw samples, in the "
@@ -325,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Toy data: modes / % high-quality / KL (WORKLOADS.md Q1, Q2); "
                                    "images: the figures of pygan.judge where it is installed.")
     p.add_argument("run", help="run folder or checkpoint .npz")
+    p.add_argument("--no-ema", action="store_true", help="score G's raw weights in a run that keeps an EMA of G")
     p.add_argument("--n", type=int, default=None, help="samples (default: the run's eval_samples, 2,500)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")

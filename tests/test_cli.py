@@ -211,3 +211,15 @@ def test_presets_and_info_commands(capsys):
 def test_gradcheck_command_still_runs(capsys):
     assert cli.main(["gradcheck", "--sections", "losses"]) == 0
     assert "0 failed" in capsys.readouterr().out
+
+
+def test_no_ema_uses_the_raw_generator(tmp_path, capsys):
+    out = str(tmp_path / "ema")
+    assert cli.main(["train", "ring-8-ema", "--out", out, *TINY]) == 0
+    a, b = str(tmp_path / "ema.npy"), str(tmp_path / "raw.npy")
+    assert cli.main(["sample", out, "--n", "20", "--out", a]) == 0
+    assert cli.main(["sample", out, "--n", "20", "--out", b, "--no-ema"]) == 0
+    assert not np.array_equal(np.load(a), np.load(b))          # EMA of G ≠ G after a few steps
+    capsys.readouterr()
+    assert cli.main(["eval", out, "--json", "--n", "100", "--no-ema"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 6
