@@ -1,4 +1,5 @@
-"""What the theory-lab scripts share: their command line (``--out``, ``--quick``, ``--seed``)."""
+"""What the theory-lab scripts share: their command line (``--out``, ``--quick``, ``--seed``) and
+how they save their figure."""
 from __future__ import annotations
 
 import argparse
@@ -13,3 +14,15 @@ def parser(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--quick", action="store_true", help="tiny settings (for the tests)")
     ap.add_argument("--seed", type=int, default=0)
     return ap
+
+
+def save_figure(fig, out: str, name: str) -> str:
+    """Write ``fig`` to ``out/name.png``, close it, say where; returns the path."""
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, f"{name}.png")
+    fig.savefig(path)
+    plt.close(fig)
+    print(f"figure: {path}")
+    return path

@@ -24,14 +24,13 @@ Measured with pygan's own backward passes, in float64:
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
 import pygan
 from pygan import losses, models, optim
 
-import _lab  # the scripts' shared command line (examples/_lab.py)
+import _lab  # the scripts' shared command line and figure saving (examples/_lab.py)
 
 LOSSES = ("minimax", "nonsaturating")
 REAL, FAKE, STD = 2.0, -2.0, 0.5
@@ -205,11 +204,7 @@ def main(argv=None) -> dict:
     ax.set_title(f"through D, at G's samples: minimax / non-sat. = {res['saturation_ratio']:.1e}",
                  fontsize=10)
     fig.tight_layout()
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "generator_saturation.png")
-    fig.savefig(path)
-    plt.close(fig)
-    print(f"figure: {path}")
+    path = _lab.save_figure(fig, args.out, "generator_saturation")
     res["figure"] = path
     return res
 

@@ -32,7 +32,6 @@ differences of L_G (float64 copy of D) at 16 generated points.
 from __future__ import annotations
 
 import copy
-import os
 import time
 
 import numpy as np
@@ -40,7 +39,7 @@ import numpy as np
 import pygan
 from pygan import data, losses, metrics, models, optim, penalties
 
-import _lab  # the scripts' shared command line (examples/_lab.py)
+import _lab  # the scripts' shared command line and figure saving (examples/_lab.py)
 
 SIGMOID = ("minimax", "nonsaturating")
 GP_LAMBDA = 0.1
@@ -191,11 +190,7 @@ def main(argv=None) -> dict:
                 ax.set_ylabel(f"{name}\n(surface: {what})", fontsize=9)
     fig.suptitle("D's surface (red = high) and −∂L_G/∂x at generated points (green), ring-8", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "gradient_field.png")
-    fig.savefig(path)
-    plt.close(fig)
-    print(f"figure: {path}")
+    path = _lab.save_figure(fig, args.out, "gradient_field")
     return {"losses": names, "snapshots": snaps, "table": table, "seconds": seconds, "figure": path}
 
 

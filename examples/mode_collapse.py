@@ -24,7 +24,6 @@ within 3σ of a mode.
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -32,7 +31,7 @@ import numpy as np
 import pygan
 from pygan import data, losses, metrics, models, optim
 
-import _lab  # the scripts' shared command line (examples/_lab.py)
+import _lab  # the scripts' shared command line and figure saving (examples/_lab.py)
 
 
 def spread(x):
@@ -131,11 +130,7 @@ def main(argv=None) -> dict:
     fig.suptitle(f"ring-8, {args.loss} loss, G lr {args.g_lr:g} vs D lr {args.d_lr:g}: "
                  f"generated (orange) vs real (grey dots: 8 modes, std 0.01)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "mode_collapse.png")
-    fig.savefig(path)
-    plt.close(fig)
-    print(f"figure: {path}")
+    path = _lab.save_figure(fig, args.out, "mode_collapse")
     return {"snapshots": rows, "curve": curve, "collapsed_steps": collapsed, "seconds": seconds,
             "settings": dict(loss=args.loss, g_lr=args.g_lr, d_lr=args.d_lr, batch=b, width=width, steps=steps),
             "figure": path}

@@ -23,7 +23,6 @@ grid) next to its minimum −V(D*) = log 4 − 2·JS(p_data ‖ p_g).
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -31,7 +30,7 @@ import numpy as np
 import pygan
 from pygan import data, losses, metrics, models, optim
 
-import _lab  # the scripts' shared command line (examples/_lab.py)
+import _lab  # the scripts' shared command line and figure saving (examples/_lab.py)
 
 # p_data: the mixture of pygan.data (defaults); p_g: a fixed Gaussian
 DATA = dict(means=(-2.0, 2.0), stds=0.5)
@@ -184,11 +183,7 @@ def main(argv=None) -> dict:
     ax.set_title(f"max |D − D*| on the bulk = {res['max_abs_err_bulk']:.3f}, "
                  f"m-weighted mean = {res['mean_abs_err']:.4f}", fontsize=9)
     fig.tight_layout()
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "optimal_discriminator.png")
-    fig.savefig(path)
-    plt.close(fig)
-    print(f"figure: {path}")
+    path = _lab.save_figure(fig, args.out, "optimal_discriminator")
     res["figure"] = path
     return res
 

@@ -27,7 +27,6 @@ approaching V(D*, G) from below (D* maximises V point by point, so V(D) ≤ V(D*
 from __future__ import annotations
 
 import math
-import os
 import time
 
 import numpy as np
@@ -35,7 +34,7 @@ import numpy as np
 import pygan
 from pygan import data, losses, metrics, models, optim
 
-import _lab  # the scripts' shared command line (examples/_lab.py)
+import _lab  # the scripts' shared command line and figure saving (examples/_lab.py)
 
 DATA = dict(means=(-2.0, 2.0), stds=0.5)
 G_STD = 0.5
@@ -180,7 +179,7 @@ def main(argv=None) -> dict:
         lbl = "N(s, 0.5²)" if name == "gaussian" else "p_data(x − s)"
         ax.plot(shifts, t["rhs"], color=colors[name], lw=1.5, label=f"−log 4 + 2·JS,  p_g = {lbl}")
         ax.plot(shifts[::4], t["V"][::4], "o", ms=4, mfc="none", color=colors[name],
-                label=f"V(D*, G) by integration")
+                label="V(D*, G) by integration")
     ax.plot([r["shift"] for r in trained], [r["V_trained"] for r in trained], "x", color="black", ms=7,
             label="V(D_trained, G), p_g = N(s, 0.5²)")
     ax.axhline(-LOG4, color="0.4", ls=":", lw=1, label="−log 4 (p_g = p_data)")
@@ -209,11 +208,7 @@ def main(argv=None) -> dict:
         ax.set_title(f"a trained D approaches D* from below (p_g = N({curve_shift:g}, 0.5²))", fontsize=10)
         ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "value_at_optimum.png")
-    fig.savefig(path)
-    plt.close(fig)
-    print(f"figure: {path}")
+    path = _lab.save_figure(fig, args.out, "value_at_optimum")
     res["figure"] = path
     return res
 

@@ -14,26 +14,14 @@ import pytest
 from pygan import config
 from pygan.config import ConfigError
 from pygan.train import Trainer, ema_weight, load_run, lr_factor
+from test_train import _state as _train_state, tiny
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def tiny(**over):
-    """ring-8 with a small MLP: milliseconds a step."""
-    cfg = config.replace(config.preset("ring-8"), {
-        "model_args.width": 16, "model_args.depth": 2, "batch_size": 32, "steps": 10, "eval_every": 0,
-        "sample_every": 0, "checkpoint_every": 0, "log_every": 1000, "eval_samples": 200})
-    return config.replace(cfg, over)
-
-
 def _state(t):
-    out = {}
-    for net, mod in (("G", t.model.G), ("D", t.model.D)):
-        for k, v in mod.state_dict().items():
-            out[f"{net}.{k}"] = v
-    for name, opt in (("opt_g", t.opt_g), ("opt_d", t.opt_d)):
-        for k, v in opt.state_dict().items():
-            out[f"{name}.{k}"] = np.asarray(v)
+    """test_train's run state, plus the EMA of G."""
+    out = _train_state(t)
     for i, e in enumerate(t.ema or []):
         out[f"ema.{i}"] = e
     return out
