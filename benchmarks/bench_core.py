@@ -313,12 +313,13 @@ def pygan_trainer(wl, seed=0):
             z = rng.standard_normal(shape, dtype=np.float32)
         fake = G(z)                              # G runs forward once per step
         # D step. A module's backward uses the cache of its most recent forward, so each D
-        # forward is followed by its backward before the next forward.
+        # forward is followed by its backward before the next forward. The samples need no
+        # gradient (torch: real has requires_grad False, fake is detached), so backward_params.
         opt_d.zero_grad()
         v_real, g = loss.d_real(D(real))
-        D.backward(g)
+        D.backward_params(g)
         v_fake, g = loss.d_fake(D(fake))
-        D.backward(g)
+        D.backward_params(g)
         opt_d.step()
         # G step: D (updated) forward on the same fake, backward to the image only (D's own
         # gradient is not wanted here), then through G (z needs no gradient, as in torch).

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_backend
+from .nn.container import Sequential
 
 
 def _per_sample_logits(D, y, n):
@@ -30,17 +31,25 @@ def input_gradient(D, x):
 
     D's cache afterwards belongs to this forward at x, ready for ``D.jvp``.
     """
-    xp = get_backend().xp
+    return _input_gradient(D, x)[0]
+
+
+def _input_gradient(D, x):
+    """(∇ₓ Σ D(x), the all-ones top gradient used). A Sequential critic keeps its layers'
+    signals, which the tangent adjoint of ``_add_directional_grad`` (same ones) reuses."""
     y = D(x)
     _per_sample_logits(D, y, x.shape[0])
-    return D.backward_input(xp.ones_like(y))
+    ones = get_backend().xp.ones_like(y)
+    if isinstance(D, Sequential):
+        return D.backward_input(ones, keep_signals=True), ones
+    return D.backward_input(ones), ones
 
 
-def _add_directional_grad(D, u):
-    """Add ∂/∂θ ⟨u, ∇ₓ Σ D(x)⟩ into D's grads, at the point of D's last forward."""
-    xp = get_backend().xp
-    dy = D.jvp(u)
-    D.backward_jvp(None, xp.ones_like(dy))
+def _add_directional_grad(D, u, ones):
+    """Add ∂/∂θ ⟨u, ∇ₓ Σ D(x)⟩ into D's grads, at the point of D's last forward; ``ones`` is the
+    top gradient of the ``_input_gradient`` call at that point."""
+    D.jvp(u)
+    D.backward_jvp(None, ones)
 
 
 def _row_norms(g):
@@ -71,12 +80,12 @@ def gradient_penalty(D, real, fake, lam: float = 10.0, alpha=None, rng=None, tar
         raise ValueError(f"gradient_penalty: alpha must have shape ({n},), got {tuple(alpha.shape)}")
     a = _broadcast_rows(alpha, real)
     x_hat = a * real + (1 - a) * fake
-    g = input_gradient(D, x_hat)
+    g, ones = _input_gradient(D, x_hat)
     norms = _row_norms(g)
     value = float(lam * xp.mean((norms - target) ** 2))
     safe = xp.where(norms > 0, norms, 1)
     coef = xp.where(norms > 0, (2 * lam / n) * (norms - target) / safe, 0).astype(g.dtype)
-    _add_directional_grad(D, _broadcast_rows(coef, g) * g)
+    _add_directional_grad(D, _broadcast_rows(coef, g) * g, ones)
     return value
 
 
@@ -87,9 +96,9 @@ def r1_penalty(D, x, gamma: float = 10.0):
     docs/gradients.md#r1-penalty
     """
     n = x.shape[0]
-    g = input_gradient(D, x)
+    g, ones = _input_gradient(D, x)
     value = float(0.5 * gamma * (g.reshape(n, -1) ** 2).sum(axis=1).mean())
-    _add_directional_grad(D, g * g.dtype.type(gamma / n))
+    _add_directional_grad(D, g * g.dtype.type(gamma / n), ones)
     return value
 
 

@@ -6,13 +6,14 @@ One generator step (``step`` always counts G steps) is:
     repeat n_critic times                                    # D steps
         real, labels ← next batch;  z ← N(0, I);  fake ← G(z, labels)        (G forward)
         D.zero_grad()
-        r ← D(real);  (ℓ_r, ∂ℓ_r/∂r) ← loss.d_real(r);  D.backward(∂ℓ_r/∂r)  (backward right
-        f ← D(fake);  (ℓ_f, ∂ℓ_f/∂f) ← loss.d_fake(f);  D.backward(∂ℓ_f/∂f)   after its forward)
+        r ← D(real);  (ℓ_r, ∂ℓ_r/∂r) ← loss.d_real(r);  D.backward_params(∂ℓ_r/∂r)  (backward
+        f ← D(fake);  (ℓ_f, ∂ℓ_f/∂f) ← loss.d_fake(f);  D.backward_params(∂ℓ_f/∂f)   right after
+                      its forward; the samples need no gradient, so D's first layer skips ∂/∂x)
         penalty (gp | r1 | lipschitz) adds its θ_D-gradient;  D's optimizer steps;  clipping
     G.zero_grad()
     f ← D(fake)   — the last D step's fake batch, reused: G runs forward once per D step
-    (ℓ_G, ∂ℓ_G/∂f) ← loss.g_loss(f);  G.backward(D.backward(∂ℓ_G/∂f));  G's optimizer steps
-    D.zero_grad()   (the G step's pass through D leaves nothing in D's grads)
+    (ℓ_G, ∂ℓ_G/∂f) ← loss.g_loss(f);  G.backward(D.backward_input(∂ℓ_G/∂f));  G's optimizer steps
+    D.zero_grad()   (D.backward_input leaves D's grads alone; they are cleared all the same)
 
 Conditional models generate with the real batch's labels, so a penalty on interpolates sees
 one label per pair. Randomness: one ``numpy.random.Generator`` (seeded from ``config.seed``)
@@ -577,10 +578,10 @@ class Trainer:
             self.opt_d.zero_grad()
             r = m.d_forward(real, labels)
             vr, gr = self._term(loss.d_real, r, "d_loss.real")
-            m.d_backward(gr)
+            m.d_backward_params(gr)
             f = m.d_forward(fake, labels)
             vf, gf = self._term(loss.d_fake, f, "d_loss.fake")
-            m.d_backward(gf)
+            m.d_backward_params(gf)
             pen = 0.0
             if cfg.penalty != "none":
                 try:
@@ -601,7 +602,7 @@ class Trainer:
         self.opt_g.zero_grad()
         f = m.d_forward(fake, labels)
         vg, gg = self._term(loss.g_loss, f, "g_loss")
-        m.g_backward(m.d_backward(gg))
+        m.g_backward(m.d_backward_input(gg))
         self._grad_norms(self._g_params, self._g_names, grad_norm)
         self.opt_g.step()
         if self.ema is not None:

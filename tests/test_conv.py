@@ -84,6 +84,39 @@ def test_fast_kernels_equal_the_reference_on_awkward_shapes(rng, batched):
         assert rel_err(gw, cn.conv2d_backward_weight_reference(x, gy, ws, s, p)) <= 1e-12, case
 
 
+def test_kernels_given_the_patches_equal_the_kernels_that_build_them(rng):
+    """The im2col matrix a layer keeps from its forward gives the same products; a matrix of the
+    wrong shape (another x, another kernel) is refused, not multiplied."""
+    for batched in (True, False):
+        for _ in range(10):
+            xs, ws, s, p = _random_case(rng, batched)
+            x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+            cols = cn.conv2d_patches(x, ws, s, p)
+            y = cn.conv2d_forward(x, w, s, p)
+            np.testing.assert_array_equal(cn.conv2d_forward(x, w, s, p, cols), y)
+            gy = rng.standard_normal(y.shape)
+            np.testing.assert_array_equal(cn.conv2d_backward_weight(x, gy, ws, s, p, cols),
+                                          cn.conv2d_backward_weight(x, gy, ws, s, p))
+    x, w = rng.standard_normal((2, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3))
+    other = cn.conv2d_patches(x[:1], w.shape, (1, 1), (0, 0))
+    with pytest.raises(ValueError, match=r"patches of shape \(36, 27\) given, expected \(72, 27\)"):
+        cn.conv2d_forward(x, w, (1, 1), (0, 0), other)
+
+
+@pytest.mark.parametrize("layer", ["conv", "convT"])
+def test_layers_build_the_patches_once_per_forward_and_backward(rng, layer, monkeypatch):
+    """Conv2d: one im2col of x (forward), reused by the weight gradient; ConvTranspose2d: one
+    im2col of gy in backward, shared by its input and weight gradients."""
+    m = nn.Conv2d(3, 4, 3, stride=2, padding=1) if layer == "conv" else nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1)
+    calls = []
+    real = cn.conv2d_patches
+    monkeypatch.setattr(cn, "conv2d_patches", lambda *a: calls.append(a[0].shape) or real(*a))
+    x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    y = m(x)
+    m.backward(np.ones_like(y))
+    assert calls == ([x.shape] if layer == "conv" else [y.shape])
+
+
 def test_reference_kernels_are_adjoint_to_each_other(rng):
     """⟨conv(x, w), gy⟩ = ⟨x, convᵀ(gy, w)⟩ = ⟨w, bw(x, gy)⟩: the three references agree."""
     x, w = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2))

@@ -49,6 +49,34 @@ def test_images_are_in_tanh_range_and_samples_match_data_shapes(rng):
             assert np.abs(x).max() < 1
 
 
+@pytest.mark.parametrize("name, extra", [(n, {}) for n in models.MODELS]
+                         + [("cgan-8", {"conditioning": "concat"}), ("mlp", {"spectral_norm": True})])
+def test_d_backward_params_and_input_split_d_backward_exactly(name, extra, rng):
+    """The D step's d_backward_params gives d_backward's parameter grads (without ∂L/∂x); the
+    G step's d_backward_input gives its ∂L/∂x and leaves D's grads as they were."""
+    m = models.build(name, **SMALL[name], **extra)
+    m.G.to(np.float64); m.D.to(np.float64)
+    if extra.get("spectral_norm"):
+        m.D.eval()          # no power iteration: the three forwards below see the same W/σ
+    z, y = _batch(m, 3, rng)
+    x = m.g_forward(z.astype(np.float64), y)
+    g = rng.standard_normal((3, 1))
+    m.d_forward(x, y)
+    m.D.zero_grad()
+    gx = m.d_backward(g)
+    full = {k: p.grad.copy() for k, p in m.D.named_parameters()}
+    m.D.zero_grad()
+    m.d_forward(x, y)
+    assert m.d_backward_params(g) is None
+    for k, p in m.D.named_parameters():
+        np.testing.assert_array_equal(p.grad, full[k], err_msg=k)
+    m.d_forward(x, y)
+    gx2 = m.d_backward_input(g)
+    np.testing.assert_allclose(gx2, gx, rtol=1e-12, atol=1e-14)
+    for k, p in m.D.named_parameters():
+        np.testing.assert_array_equal(p.grad, full[k], err_msg=f"d_backward_input changed {k}'s grad")
+
+
 @pytest.mark.parametrize("name", models.MODELS)
 def test_config_rebuilds_the_same_architecture(name):
     m = models.build(name, spectral_norm=True, **SMALL[name])

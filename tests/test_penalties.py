@@ -133,3 +133,67 @@ def test_batchnorm_in_train_mode_refuses_a_penalty_naming_itself(rng):
     x = rng.standard_normal((5, 3)).astype(np.float32)
     with pytest.raises(NotImplementedError, match=r"BatchNorm1d\(6\) in train mode couples the samples"):
         penalties.r1_penalty(D, x)
+
+
+class _Opaque(nn.Module):
+    """Wraps a critic so that the penalty cannot see it is a Sequential: the plain tangent adjoint."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
+
+    def backward(self, gy):
+        return self.net.backward(gy)
+
+    def backward_input(self, gy):
+        return self.net.backward_input(gy)
+
+    def jvp(self, dx):
+        return self.net.jvp(dx)
+
+    def backward_jvp(self, gy, gdy):
+        return self.net.backward_jvp(gy, gdy)
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=str)
+@pytest.mark.parametrize("penalty", ["gp", "r1"])
+def test_sequential_reuses_its_input_gradient_signals_and_gets_the_same_gradient(rng, act, penalty,
+                                                                                 monkeypatch):
+    """A Sequential critic's tangent adjoint takes ∂L/∂ẋ from the input-gradient pass instead of
+    recomputing it (no Linear.backward_jvp call); the θ-gradient equals the plain path's."""
+    D = mlp_critic(ACTIVATIONS[act]).to(np.float64)
+    real, fake, alpha = rng.standard_normal((5, 3)), rng.standard_normal((5, 3)), rng.random(5)
+    run = ((lambda m: penalties.gradient_penalty(m, real, fake, alpha=alpha)) if penalty == "gp"
+           else (lambda m: penalties.r1_penalty(m, real)))
+    D.zero_grad()
+    v_plain = run(_Opaque(D))
+    plain = [p.grad.copy() for p in D.parameters()]
+    calls = []
+    full = nn.Linear.backward_jvp
+    monkeypatch.setattr(nn.Linear, "backward_jvp", lambda self, gy, gdy: calls.append(1) or full(self, gy, gdy))
+    D.zero_grad()
+    assert run(D) == v_plain
+    assert calls == []
+    for p, g in zip(D.parameters(), plain):
+        assert_close(p.grad, g, 1e-13, "θ-gradient")
+
+
+def test_kept_signals_are_dropped_by_the_next_forward(rng):
+    """Signals belong to one forward: after another forward the adjoint recomputes ∂L/∂ẋ."""
+    D = mlp_critic(ACTIVATIONS["Tanh"]).to(np.float64)
+    x, u = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    g, ones = penalties._input_gradient(D, rng.standard_normal((4, 3)))
+    D(x)                                            # a new point: the kept signals are stale
+    D.jvp(u)
+    D.zero_grad()
+    D.backward_jvp(None, ones)
+    stale = [p.grad.copy() for p in D.parameters()]
+    D.zero_grad()
+    _Opaque(D)(x)
+    D.jvp(u)
+    D.backward_jvp(None, ones)
+    for p, g in zip(D.parameters(), stale):
+        assert_close(p.grad, g, 1e-13, "θ-gradient")

@@ -63,8 +63,9 @@ def _padded_nhwc(x, ph, pw):
     return xh
 
 
-def _im2col(x, kh, kw, stride, padding, OH, OW):
-    """x (N, C, H, W) → cols (N·OH·OW, kh·kw·C), columns in (i, j, c) order (one copy)."""
+def _im2col(x, kh, kw, stride, padding, OH, OW, out=None):
+    """x (N, C, H, W) → cols (N·OH·OW, kh·kw·C), columns in (i, j, c) order (one copy), written
+    into ``out`` when it is an array of that shape and dtype (memory reused, not reallocated)."""
     sh, sw = stride
     N, C = x.shape[:2]
     xh = _padded_nhwc(x, *padding)
@@ -72,7 +73,12 @@ def _im2col(x, kh, kw, stride, padding, OH, OW):
     # (j, c) is one contiguous run of kw·C elements because sW == C·sC.
     win = as_strided(xh, shape=(N, OH, OW, kh, kw * C), strides=(sN, sh * sH, sw * sW, sH, sC),
                      writeable=False)
-    return np.ascontiguousarray(win).reshape(N * OH * OW, kh * kw * C)
+    shape = (N * OH * OW, kh * kw * C)
+    if (out is not None and out.shape == shape and out.dtype == x.dtype and out.flags.c_contiguous
+            and out.flags.writeable):     # (a window that was already contiguous is a read-only view)
+        np.copyto(out.reshape(N, OH, OW, kh, kw * C), win)
+        return out
+    return np.ascontiguousarray(win).reshape(shape)
 
 
 def _weight_matrix(w):
@@ -184,15 +190,38 @@ def _backward_input_subpixel(gy, w, x_shape, stride, padding):
 
 # --- the three kernels called by NumpyBackend -----------------------------------------------
 
-def conv2d_forward(x, w, stride, padding):
+def conv2d_patches(x, w_shape, stride, padding, out=None):
+    """The patch matrix cols (N·OH·OW, kh·kw·C) of x for a kernel of shape w_shape: what
+    ``conv2d_forward`` and ``conv2d_backward_weight`` both multiply by.  A layer that keeps it from
+    its forward passes it to the weight gradient instead of building it twice (one copy of x's
+    patches, about 20% of a forward on W2's second convolution), and passes its previous one as
+    ``out`` to be overwritten (a fresh 10 MB array costs page faults on every step)."""
+    _, _, kh, kw = w_shape
+    OH, OW = _check(x.shape, w_shape, stride, padding)
+    return _im2col(x, kh, kw, stride, padding, OH, OW, out)
+
+
+def _given_cols(cols, x, w_shape, stride, padding):
+    if cols is None:
+        return conv2d_patches(x, w_shape, stride, padding)
+    OH, OW = _check(x.shape, w_shape, stride, padding)
+    want = (x.shape[0] * OH * OW, w_shape[1] * w_shape[2] * w_shape[3])
+    if tuple(cols.shape) != want:
+        raise ValueError(f"conv2d: patches of shape {tuple(cols.shape)} given, expected {want} for x "
+                         f"{tuple(x.shape)} and weight {tuple(w_shape)}")
+    return cols
+
+
+def conv2d_forward(x, w, stride, padding, cols=None):
     """y[n, o, oh, ow] = Σ_{c,i,j} w[o, c, i, j] · xpad[n, c, sh·oh + i, sw·ow + j].
 
-    x (N, C, H, W), w (O, C, kh, kw) → y (N, O, OH, OW), dtype of x.
+    x (N, C, H, W), w (O, C, kh, kw) → y (N, O, OH, OW), dtype of x.  ``cols``: x's patches
+    from ``conv2d_patches`` if the caller has them.
     """
     O, C, kh, kw = w.shape
     N = x.shape[0]
     OH, OW = _check(x.shape, w.shape, stride, padding)
-    cols = _im2col(x, kh, kw, stride, padding, OH, OW)
+    cols = _given_cols(cols, x, w.shape, stride, padding)
     Wm = _weight_matrix(w)
     if C * kh * kw <= _BATCHED_MAX_K:
         # per image: y[n] (O, P) = Wm (O, K) · cols[n]ᵀ (K, P) — NCHW out, no transpose copy
@@ -202,17 +231,18 @@ def conv2d_forward(x, w, stride, padding):
     return np.ascontiguousarray(Y.reshape(N, OH, OW, O).transpose(0, 3, 1, 2))
 
 
-def conv2d_backward_weight(x, gy, w_shape, stride, padding):
+def conv2d_backward_weight(x, gy, w_shape, stride, padding, cols=None):
     """∂L/∂w[o, c, i, j] = Σ_{n,oh,ow} gy[n, o, oh, ow] · xpad[n, c, sh·oh + i, sw·ow + j].
 
-    x (N, C, H, W), gy (N, O, OH, OW) → (O, C, kh, kw) = w_shape, dtype of x.
+    x (N, C, H, W), gy (N, O, OH, OW) → (O, C, kh, kw) = w_shape, dtype of x.  ``cols``: x's
+    patches from ``conv2d_patches`` (kept from the forward) if the caller has them.
     """
     O, C, kh, kw = w_shape
     N = x.shape[0]
     OH, OW = _check(x.shape, w_shape, stride, padding)
     if gy.shape != (N, O, OH, OW):
         raise ValueError(f"conv2d_backward_weight: gy has shape {tuple(gy.shape)}, expected {(N, O, OH, OW)}")
-    cols = _im2col(x, kh, kw, stride, padding, OH, OW)
+    cols = _given_cols(cols, x, w_shape, stride, padding)
     K = C * kh * kw
     if K <= _BATCHED_MAX_K:
         # Σ_n gy[n] (O, P) · cols[n] (P, K): the (N, O, K) stack is small when K is

@@ -122,8 +122,9 @@ class KernelBackend:
         *dims, OH, OW = conv_dims(x_shape, w_shape, stride, padding)
         return tuple(dims), (OH, OW)
 
-    def conv2d_forward(self, x, w, stride, padding):
-        """y (N, O, OH, OW) = conv(x (N, C, H, W), w (O, C, kh, kw)); docs/gradients.md#conv2d."""
+    def conv2d_forward(self, x, w, stride, padding, patches=None):
+        """y (N, O, OH, OW) = conv(x (N, C, H, W), w (O, C, kh, kw)); docs/gradients.md#conv2d. ``patches`` is
+        ignored: this backend has no ``conv2d_patches`` (its im2col stays inside the kernel)."""
         x, w = self._f32(x, "conv2d input"), self._f32(w, "conv2d weight")
         dims, (OH, OW) = self._conv_dims(x.shape, w.shape, stride, padding)
         N, C, _, _, O, kh, kw = dims[:7]
@@ -145,7 +146,7 @@ class KernelBackend:
                                       self._stream())
         return gx
 
-    def conv2d_backward_weight(self, x, gy, w_shape, stride, padding):
+    def conv2d_backward_weight(self, x, gy, w_shape, stride, padding, patches=None):
         """∂L/∂w (w_shape) = Σₙ gy[n]·im2col(x[n])ᵀ, summed over the batch in a fixed order."""
         x, gy = self._f32(x, "conv2d input"), self._f32(gy, "conv2d output gradient")
         dims, (OH, OW) = self._conv_dims(x.shape, w_shape, stride, padding)

@@ -85,14 +85,15 @@ class XpBackend:
             shape, strides = (C, kh, kw, N, OH, OW), (sC, sH, sW, sN, sh * sH, sw * sW)
         return xp.ascontiguousarray(xp.lib.stride_tricks.as_strided(xpad, shape=shape, strides=strides))
 
-    def conv2d_forward(self, x, w, stride, padding):
-        """y[n] (O, P) = W (O, K) · cols[n] (K, P), one batched GEMM; y (N, O, OH, OW) NCHW."""
+    def conv2d_forward(self, x, w, stride, padding, patches=None):
+        """y[n] (O, P) = W (O, K) · cols[n] (K, P), one batched GEMM; y (N, O, OH, OW) NCHW. ``patches`` is
+        ignored: this backend has no ``conv2d_patches`` (its im2col stays inside the kernel)."""
         N, C, H, W, O, kh, kw, sh, sw, ph, pw, OH, OW = self._dims(x.shape, w.shape, stride, padding)
         cols = self._im2col(x, kh, kw, sh, sw, ph, pw, OH, OW, True).reshape(N, C * kh * kw, OH * OW)
         y = self.xp.matmul(w.reshape(O, C * kh * kw), cols)
         return y.reshape(N, O, OH, OW)
 
-    def conv2d_backward_weight(self, x, gy, w_shape, stride, padding):
+    def conv2d_backward_weight(self, x, gy, w_shape, stride, padding, patches=None):
         """∂L/∂w (O, K) = gy (O, N·P) · cols (K, N·P)ᵀ, one GEMM over the whole batch."""
         N, C, H, W, O, kh, kw, sh, sw, ph, pw, OH, OW = self._dims(x.shape, w_shape, stride, padding)
         if tuple(gy.shape) != (N, O, OH, OW):

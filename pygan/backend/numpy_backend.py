@@ -64,17 +64,24 @@ class NumpyBackend:
         return np.matmul(a, b, out=out)
 
     # --- convolution (filled in by pygan.backend.conv_numpy) ------------------------------
-    def conv2d_forward(self, x, w, stride, padding):
+    def conv2d_patches(self, x, w_shape, stride, padding, out=None):
+        """x's im2col patch matrix, for ``patches=`` of conv2d_forward / conv2d_backward_weight:
+        a layer builds it once in its forward and reuses it for its weight gradient (``out``: a
+        previous patch matrix to overwrite if its shape and dtype fit). Optional in a backend:
+        layers ask for it only where the backend has it."""
+        return conv_numpy.conv2d_patches(x, w_shape, stride, padding, out)
+
+    def conv2d_forward(self, x, w, stride, padding, patches=None):
         self._threads.use(_conv_macs(x.shape, w.shape, stride, padding) < SMALL_GEMM_MACS)
-        return conv_numpy.conv2d_forward(x, w, stride, padding)
+        return conv_numpy.conv2d_forward(x, w, stride, padding, patches)
 
     def conv2d_backward_input(self, gy, w, x_shape, stride, padding):
         self._threads.use(_conv_macs(x_shape, w.shape, stride, padding) < SMALL_GEMM_MACS)
         return conv_numpy.conv2d_backward_input(gy, w, x_shape, stride, padding)
 
-    def conv2d_backward_weight(self, x, gy, w_shape, stride, padding):
+    def conv2d_backward_weight(self, x, gy, w_shape, stride, padding, patches=None):
         self._threads.use(_conv_macs(x.shape, w_shape, stride, padding) < SMALL_GEMM_MACS)
-        return conv_numpy.conv2d_backward_weight(x, gy, w_shape, stride, padding)
+        return conv_numpy.conv2d_backward_weight(x, gy, w_shape, stride, padding, patches)
 
     def __repr__(self):
         return "NumpyBackend()"

@@ -110,6 +110,12 @@ class GANModel:
         """Adds ∂L/∂θ_D into D's grads and returns ∂L/∂x, given glogits = ∂L/∂logits (N, 1)."""
         return self.D.backward(glogits)
 
+    def d_backward_params(self, glogits) -> None:
+        """Adds ∂L/∂θ_D into D's grads without ∂L/∂x: the discriminator step, where the samples
+        (data, or G's output held fixed) need no gradient — D's first layer skips its
+        input-gradient product, as autograd does for an input that does not require grad."""
+        self.D.backward_params(glogits)
+
     def d_backward_input(self, glogits):
         """∂L/∂x only, D's grads untouched: the generator step, where D is not trained."""
         return self.D.backward_input(glogits)

@@ -175,6 +175,21 @@ class ProjectionDiscriminator(Module):
         self.embed.backward(gy * h)
         return self.features.backward(gh)
 
+    def backward_params(self, gy):
+        """Parameter grads only: φ's first layer skips its input-gradient product."""
+        h, e = self._need_cache(self._cache)
+        gh = self.head.backward(gy)
+        gh += gy * e
+        self.embed.backward(gy * h)
+        self.features.backward_params(gh)
+
+    def backward_input(self, gy):
+        """∂L/∂x only (a generator step): ∂L/∂h = g w + g ⊙ E[y], no parameter grads."""
+        h, e = self._need_cache(self._cache)
+        gh = self.head.backward_input(gy)
+        gh += gy * e
+        return self.features.backward_input(gh)
+
     def jvp(self, dx):
         h, e = self._need_cache(self._cache)
         dh = self.features.jvp(dx)
@@ -216,6 +231,12 @@ class WithLabels(Module):
 
     def backward(self, gy):
         return self.module.backward(gy)
+
+    def backward_input(self, gy):
+        return self.module.backward_input(gy)
+
+    def backward_params(self, gy):
+        return self.module.backward_params(gy)
 
     def jvp(self, dx):
         return self.module.jvp(dx)

@@ -46,6 +46,9 @@ class ReLU(_Parameterless):
     def backward_jvp(self, gy, gdy):
         return (None if gy is None else self.backward(gy)), self.backward(gdy)
 
+    def backward_jvp_params(self, gy, gdy):
+        return None if gy is None else self.backward(gy)
+
 
 class LeakyReLU(_Parameterless):
     """y = x if x > 0 else a·x (a = negative_slope).  ∂L/∂x = gy · (1 if x > 0 else a)."""
@@ -92,6 +95,9 @@ class LeakyReLU(_Parameterless):
 
     def backward_jvp(self, gy, gdy):
         return (None if gy is None else self.backward(gy)), self.backward(gdy)
+
+    def backward_jvp_params(self, gy, gdy):
+        return None if gy is None else self.backward(gy)
 
 
 class Tanh(_Parameterless):

@@ -31,6 +31,7 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
+        self._signals = None
         for layer in self._modules.values():
             x = layer(x)
         return x
@@ -40,10 +41,18 @@ class Sequential(Module):
             gy = layer.backward(gy)
         return gy
 
-    def backward_input(self, gy):
-        """Backward for ∂L/∂x only: every layer leaves its parameter grads untouched."""
+    def backward_input(self, gy, keep_signals: bool = False):
+        """Backward for ∂L/∂x only: every layer leaves its parameter grads untouched.
+
+        ``keep_signals``: keep gy and each layer's input gradient (until the next forward), for
+        a ``backward_jvp(None, gy)`` with this very gy array — a penalty's tangent adjoint, whose
+        ∂L/∂ẋ at every layer are these signals (docs/gradients.md#second-order)."""
+        signals = [gy] if keep_signals else None
         for layer in reversed(self._modules.values()):
             gy = layer.backward_input(gy)
+            if signals is not None:
+                signals.append(gy)
+        self._signals = signals
         return gy
 
     def backward_params(self, gy):
@@ -60,6 +69,13 @@ class Sequential(Module):
         return dx
 
     def backward_jvp(self, gy, gdy):
+        signals = getattr(self, "_signals", None)
+        if gy is None and signals is not None and signals[0] is gdy:
+            # ∂L/∂ẋ below every layer is already known (kept by backward_input from this gdy):
+            # the layers add their θ-gradients without recomputing it
+            for layer, g in zip(reversed(self._modules.values()), signals):
+                gy = layer.backward_jvp_params(gy, g)
+            return gy, signals[-1]
         for layer in reversed(self._modules.values()):
             gy, gdy = layer.backward_jvp(gy, gdy)
         return gy, gdy

@@ -53,6 +53,7 @@ class _ConvBase(Module):
         self.bias = Parameter(xp.empty((self.out_channels,), dtype=dtype)) if bias else None
         init.default_uniform_(self.weight, self.bias)
         self._cache = None
+        self._patches = None     # im2col of the forward's x where the backend builds one (NumPy)
         self._dx = None
 
     def describe(self):
@@ -86,29 +87,42 @@ class _ConvBase(Module):
 
     # Each layer is y = A(x) + b with A linear in x and in w; a subclass gives A (_apply), its
     # adjoint in x (_adjoint, the input gradient) and its adjoint in w (_weight_grad). Everything
-    # below follows from those three (docs/gradients.md#conv2d, #second-order).
-    def _apply(self, x):
+    # below follows from those three (docs/gradients.md#conv2d, #second-order). ``patches``: the
+    # im2col matrix of the array the product convolves, where the backend builds one (NumPy),
+    # passed so that it is built once and used twice; None lets the backend build it.
+    def _apply(self, x, patches=None):
         raise NotImplementedError
 
-    def _adjoint(self, gy, x_shape):
+    def _adjoint(self, gy, x_shape, patches=None):
         raise NotImplementedError
 
-    def _weight_grad(self, x, gy):
+    def _weight_grad(self, x, gy, patches=None):
         raise NotImplementedError
 
-    def backward(self, gy):
+    def _im2col(self, a, reuse=None):
+        """The patch matrix of a (convolved with a kernel of the weight's shape), or None where the
+        backend has no separate im2col (CuPy, CUDA). ``reuse``: a patch matrix nothing else holds,
+        overwritten when its shape fits."""
+        f = getattr(get_backend(), "conv2d_patches", None)
+        return None if f is None else f(a, self.weight.shape, self.stride, self.padding, reuse)
+
+    def _checked_cache(self, gy):
         x = self._need_cache(self._cache)
         if tuple(gy.shape) != self.output_shape(x.shape):
             raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, "
                              f"expected {self.output_shape(x.shape)}")
+        return x
+
+    def backward(self, gy):
+        x = self._checked_cache(gy)
         self.backward_params(gy)
         return self._adjoint(gy, x.shape)
 
     def backward_input(self, gy):
-        return self._adjoint(gy, self._need_cache(self._cache).shape)
+        return self._adjoint(gy, self._checked_cache(gy).shape)
 
     def backward_params(self, gy):
-        self.weight.grad += self._weight_grad(self._need_cache(self._cache), gy)
+        self.weight.grad += self._weight_grad(self._checked_cache(gy), gy, self._patches)
         self._bias_grad(gy)
 
     # ẏ = A(ẋ) (no bias);  adjoint: ∂/∂W += Aᵀ_w(x, gy) + Aᵀ_w(ẋ, gẏ), gx = Aᵀ(gy), gẋ = Aᵀ(gẏ).
@@ -126,6 +140,11 @@ class _ConvBase(Module):
         self.weight.grad += self._weight_grad(dx, gdy)
         gdx = self._adjoint(gdy, dx.shape)
         return (None if gy is None else self.backward(gy)), gdx
+
+    def backward_jvp_params(self, gy, gdy):
+        self._need_cache(self._cache)
+        self.weight.grad += self._weight_grad(self._need_cache(self._dx), gdy)
+        return None if gy is None else self.backward(gy)
 
 
 class Conv2d(_ConvBase):
@@ -163,18 +182,22 @@ class Conv2d(_ConvBase):
         if H + 2 * ph < kh or W + 2 * pw < kw:
             raise ValueError(f"{self.describe()}: input {tuple(x.shape)} padded by {self.padding} is "
                              f"{(H + 2 * ph, W + 2 * pw)}, smaller than the kernel {self.kernel_size}")
-        y = self._apply(x)
-        self._cache = x
+        # kept for the weight gradient, which multiplies by it again; the previous forward's
+        # matrix (private to this layer) is overwritten in place
+        patches = self._im2col(x, reuse=self._patches)
+        y = self._apply(x, patches)
+        self._cache, self._patches = x, patches
         return self._add_bias(y)
 
-    def _apply(self, x):
-        return get_backend().conv2d_forward(x, self.weight.data, self.stride, self.padding)
+    def _apply(self, x, patches=None):
+        return get_backend().conv2d_forward(x, self.weight.data, self.stride, self.padding, patches)
 
-    def _adjoint(self, gy, x_shape):
+    def _adjoint(self, gy, x_shape, patches=None):
         return get_backend().conv2d_backward_input(gy, self.weight.data, x_shape, self.stride, self.padding)
 
-    def _weight_grad(self, x, gy):
-        return get_backend().conv2d_backward_weight(x, gy, self.weight.shape, self.stride, self.padding)
+    def _weight_grad(self, x, gy, patches=None):
+        return get_backend().conv2d_backward_weight(x, gy, self.weight.shape, self.stride, self.padding,
+                                                    patches)
 
 
 class ConvTranspose2d(_ConvBase):
@@ -222,13 +245,22 @@ class ConvTranspose2d(_ConvBase):
         self._cache = x
         return self._add_bias(y)
 
-    # the adjoint of Conv2d: A = convᵀ, its input gradient is conv, its weight gradient swaps x, gy
-    def _apply(self, x):
+    # the adjoint of Conv2d: A = convᵀ, its input gradient is conv, its weight gradient swaps x, gy;
+    # both of those convolve gy, so backward builds gy's patches once for the two
+    def _apply(self, x, patches=None):
         return get_backend().conv2d_backward_input(x, self.weight.data, self.output_shape(x.shape),
                                                    self.stride, self.padding)
 
-    def _adjoint(self, gy, x_shape):
-        return get_backend().conv2d_forward(gy, self.weight.data, self.stride, self.padding)
+    def _adjoint(self, gy, x_shape, patches=None):
+        return get_backend().conv2d_forward(gy, self.weight.data, self.stride, self.padding, patches)
 
-    def _weight_grad(self, x, gy):
-        return get_backend().conv2d_backward_weight(gy, x, self.weight.shape, self.stride, self.padding)
+    def _weight_grad(self, x, gy, patches=None):
+        return get_backend().conv2d_backward_weight(gy, x, self.weight.shape, self.stride, self.padding,
+                                                    patches)
+
+    def backward(self, gy):
+        x = self._checked_cache(gy)
+        patches = self._im2col(gy)
+        self.weight.grad += self._weight_grad(x, gy, patches)
+        self._bias_grad(gy)
+        return self._adjoint(gy, x.shape, patches)

@@ -89,3 +89,9 @@ class Linear(Module):
         if gy is None:
             return None, gdx
         return self.backward(gy), gdx
+
+    def backward_jvp_params(self, gy, gdy):
+        dx = self._need_cache(self._dx)
+        gd2 = gdy.reshape(-1, self.out_features)
+        self.weight.grad += get_backend().matmul(gd2.T, dx.reshape(-1, self.in_features))
+        return None if gy is None else self.backward(gy)

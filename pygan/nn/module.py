@@ -134,6 +134,14 @@ class Module:
         raise NotImplementedError(f"{self.describe()} does not support gradient penalties "
                                   f"(no jvp/backward_jvp: its second derivative is not implemented)")
 
+    def backward_jvp_params(self, gy, gdy):
+        """``backward_jvp`` for a caller that already has ∂L/∂ẋ: adds ∂L/∂θ, returns ∂L/∂x (or
+        None) only. A penalty's tangent adjoint ∂L/∂ẋ equals the input-gradient pass's signal
+        at every layer (same linear maps, same top), so ``Sequential`` passes those kept signals
+        and layers whose ∂L/∂ẋ costs a product (Linear, convolutions, activations) skip it.
+        This default computes it and drops it."""
+        return self.backward_jvp(gy, gdy)[0]
+
     def _need_cache(self, cache):
         """Return ``cache`` or raise if ``backward`` comes before any ``forward``."""
         if cache is None:

@@ -84,6 +84,11 @@ class _SpectralNormMixin:
         self._pull_weight_grad()
         return out
 
+    def backward_jvp_params(self, gy, gdy):
+        out = self._sn_base.backward_jvp_params(self, gy, gdy)
+        self._pull_weight_grad()
+        return out
+
     def describe(self):
         return f"SpectralNorm({self._sn_base.describe(self)})"
 
