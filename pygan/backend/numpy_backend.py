@@ -9,10 +9,11 @@ import numpy as np
 
 from . import conv_numpy
 
-# Products below this many multiply-adds run on one BLAS thread. A second thread buys nothing
-# for them (W1's 256×128×128 GEMMs tie on a quiet 2-core machine), but its wake-up and spin
-# costs up to 10× on a busy one (measured in benchmarks/bench_core.py, W1 and W4).
-SMALL_GEMM_MACS = 8_000_000
+# Products below this many multiply-adds run on one BLAS thread: a second thread's wake-up costs
+# more than it saves on them. W1's and W4's 256×128×128 products (4.2M) gain from it on a quiet
+# 2-core machine (W4 step 2.22 vs 2.43 ms, W1 2.56 vs 2.73 ms, benchmarks/bench_core.py); on a
+# busy machine a second thread can cost up to 10× — run with OPENBLAS_NUM_THREADS=1 there.
+SMALL_GEMM_MACS = 2_000_000
 
 
 class _BlasThreads:
