@@ -60,8 +60,11 @@ class NumpyBackend:
     def matmul(self, a, b, out=None):
         """a @ b through BLAS (sgemm/dgemm); transposed views are passed without copies.
         Small products run on one BLAS thread (see SMALL_GEMM_MACS)."""
-        macs = a.shape[-2] * a.shape[-1] * b.shape[-1] if a.ndim >= 2 and b.ndim >= 2 else 0
-        self._threads.use(macs < SMALL_GEMM_MACS)
+        t = self._threads
+        if t._lib is not None:
+            macs = a.shape[-2] * a.shape[-1] * b.shape[-1] if a.ndim >= 2 and b.ndim >= 2 else 0
+            if (1 if macs < SMALL_GEMM_MACS else t._default) != t._current:   # (use() inlined: hot)
+                t.use(macs < SMALL_GEMM_MACS)
         return np.matmul(a, b, out=out)
 
     # --- convolution (filled in by pygan.backend.conv_numpy) ------------------------------

@@ -13,6 +13,7 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential: argument {i} is a {type(layer).__name__}, not a Module")
             setattr(self, str(i), layer)
+        self._signals = None
 
     def __len__(self):
         return len(self._modules)
@@ -31,9 +32,10 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        self._signals = None
+        if self._signals is not None:
+            self._signals = None
         for layer in self._modules.values():
-            x = layer(x)
+            x = layer.forward(x)       # (Module.__call__ only forwards to it)
         return x
 
     def backward(self, gy):
@@ -52,7 +54,8 @@ class Sequential(Module):
             gy = layer.backward_input(gy)
             if signals is not None:
                 signals.append(gy)
-        self._signals = signals
+        if signals is not None or self._signals is not None:
+            self._signals = signals
         return gy
 
     def backward_params(self, gy):
@@ -69,7 +72,7 @@ class Sequential(Module):
         return dx
 
     def backward_jvp(self, gy, gdy):
-        signals = getattr(self, "_signals", None)
+        signals = self._signals
         if gy is None and signals is not None and signals[0] is gdy:
             # ∂L/∂ẋ below every layer is already known (kept by backward_input from this gdy):
             # the layers add their θ-gradients without recomputing it

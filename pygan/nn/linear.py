@@ -42,12 +42,12 @@ class Linear(Module):
     def forward(self, x):
         check_input(self, x, ndim=range(1, 33), channels_axis=-1, channels=self.in_features)
         be = get_backend()
-        x2 = x.reshape(-1, self.in_features)
-        y = be.matmul(x2, self.weight.data.T)
+        flat = x.ndim == 2                       # the common case: no reshapes
+        y = be.matmul(x if flat else x.reshape(-1, self.in_features), self.weight.data.T)
         if self.bias is not None:
             y += self.bias.data
         self._x = x
-        return y.reshape(*x.shape[:-1], self.out_features)
+        return y if flat else y.reshape(*x.shape[:-1], self.out_features)
 
     def backward(self, gy):
         self._param_grads(gy)
@@ -55,10 +55,13 @@ class Linear(Module):
 
     def backward_input(self, gy):
         x = self._need_cache(self._x)
-        g2 = gy.reshape(-1, self.out_features)
+        flat = gy.ndim == 2 and x.ndim == 2
+        g2 = gy if flat else gy.reshape(-1, self.out_features)
         if self.out_features == 1:  # a K=1 product is an outer product: broadcast, not BLAS
-            return (g2 * self.weight.data).reshape(x.shape)
-        return get_backend().matmul(g2, self.weight.data).reshape(x.shape)
+            gx = g2 * self.weight.data
+        else:
+            gx = get_backend().matmul(g2, self.weight.data)
+        return gx if flat else gx.reshape(x.shape)
 
     def backward_params(self, gy):
         self._param_grads(gy)
@@ -66,8 +69,8 @@ class Linear(Module):
     def _param_grads(self, gy):
         """∂L/∂W += gyᵀx, ∂L/∂b += Σ gy; returns gy as (M, out) for the input gradient."""
         x = self._need_cache(self._x)
-        g2 = gy.reshape(-1, self.out_features)
-        self.weight.grad += get_backend().matmul(g2.T, x.reshape(-1, self.in_features))
+        g2 = gy if gy.ndim == 2 else gy.reshape(-1, self.out_features)
+        self.weight.grad += get_backend().matmul(g2.T, x if x.ndim == 2 else x.reshape(-1, self.in_features))
         if self.bias is not None:
             self.bias.grad += g2.sum(axis=0)
         return g2
