@@ -97,10 +97,14 @@ def test_kernels_given_the_patches_equal_the_kernels_that_build_them(rng):
             gy = rng.standard_normal(y.shape)
             np.testing.assert_array_equal(cn.conv2d_backward_weight(x, gy, ws, s, p, cols),
                                           cn.conv2d_backward_weight(x, gy, ws, s, p))
-    x, w = rng.standard_normal((2, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3))
+    x, w = rng.standard_normal((2, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3))     # small K: (N, K, P)
     other = cn.conv2d_patches(x[:1], w.shape, (1, 1), (0, 0))
-    with pytest.raises(ValueError, match=r"patches of shape \(36, 27\) given, expected \(72, 27\)"):
+    with pytest.raises(ValueError, match=r"patches of shape \(1, 27, 36\) given, expected \(2, 27, 36\)"):
         cn.conv2d_forward(x, w, (1, 1), (0, 0), other)
+    x, w = rng.standard_normal((2, 8, 8, 8)), rng.standard_normal((4, 8, 3, 3))     # large K: (N·P, K)
+    other = cn.conv2d_patches(x[:1], w.shape, (1, 1), (0, 0))
+    with pytest.raises(ValueError, match=r"patches of shape \(36, 72\) given, expected \(72, 72\)"):
+        cn.conv2d_backward_weight(x, rng.standard_normal((2, 4, 6, 6)), w.shape, (1, 1), (0, 0), other)
 
 
 @pytest.mark.parametrize("layer", ["conv", "convT"])

@@ -17,7 +17,10 @@ reordered once to Wm (O, K) with the same (i, j, c) order, and the three product
 (NP = N·OH·OW).  When K is small (few input channels, e.g. the first layer of a discriminator)
 the per-image products (O, K)·(K, P) are memory-bound and the transposes of y / gy between NCHW
 and the GEMM layout cost more than they save, so those products are done per image by one
-batched ``np.matmul`` over the batch axis instead, which reads and writes NCHW directly.
+batched ``np.matmul`` over the batch axis instead, on patches built straight from NCHW in w's
+own (c, i, j) order, cols (N, K, P) with P = OH·OW: y[n] = W (O, K)·cols[n] is NCHW as it
+comes out, and the input gradient D[n] = Wᵀ·gy[n] (N, C, kh, kw, OH, OW) is added back with
+kh·kw strided adds on the padded NCHW gradient (``_col2im_nchw``).
 
 Backward-input has two exact methods, chosen by a cost model (``_subpixel_is_cheaper``):
 GEMM + col2im below, or the sub-pixel form (``_backward_input_subpixel``) where the GEMM itself
@@ -79,6 +82,44 @@ def _im2col(x, kh, kw, stride, padding, OH, OW, out=None):
         np.copyto(out.reshape(N, OH, OW, kh, kw * C), win)
         return out
     return np.ascontiguousarray(win).reshape(shape)
+
+
+def _im2col_nchw(x, kh, kw, stride, padding, OH, OW, out=None):
+    """x (N, C, H, W) → cols (N, C·kh·kw, OH·OW), rows in w's own (c, i, j) order: the small-K
+    layout (one strided copy of the zero-padded x; ``out`` reused as in ``_im2col``)."""
+    sh, sw = stride
+    ph, pw = padding
+    N, C, H, W = x.shape
+    if ph or pw:
+        xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
+        xp[:, :, ph:ph + H, pw:pw + W] = x
+    else:
+        xp = x
+    sN, sC, sH, sW = xp.strides
+    win = as_strided(xp, shape=(N, C, kh, kw, OH, OW), strides=(sN, sC, sH, sW, sh * sH, sw * sW),
+                     writeable=False)
+    shape = (N, C * kh * kw, OH * OW)
+    if (out is not None and out.shape == shape and out.dtype == x.dtype and out.flags.c_contiguous
+            and out.flags.writeable):
+        np.copyto(out.reshape(N, C, kh, kw, OH, OW), win)
+        return out
+    return np.ascontiguousarray(win).reshape(shape)
+
+
+def _col2im_nchw(d, x_shape, stride, padding):
+    """Adjoint of ``_im2col_nchw``: d (N, C, kh, kw, OH, OW) → ∂L/∂x (N, C, H, W), one strided
+    add per kernel offset into the zero-padded gradient, then the padding cropped."""
+    N, C, H, W = x_shape
+    _, _, kh, kw, OH, OW = d.shape
+    sh, sw = stride
+    ph, pw = padding
+    Hp = max(H + 2 * ph, sh * (OH - 1) + kh)
+    Wp = max(W + 2 * pw, sw * (OW - 1) + kw)
+    g = np.zeros((N, C, Hp, Wp), dtype=d.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            g[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw] += d[:, :, i, j]
+    return np.ascontiguousarray(g[:, :, ph:ph + H, pw:pw + W])
 
 
 def _weight_matrix(w):
@@ -196,8 +237,10 @@ def conv2d_patches(x, w_shape, stride, padding, out=None):
     its forward passes it to the weight gradient instead of building it twice (one copy of x's
     patches, about 20% of a forward on W2's second convolution), and passes its previous one as
     ``out`` to be overwritten (a fresh 10 MB array costs page faults on every step)."""
-    _, _, kh, kw = w_shape
+    _, C, kh, kw = w_shape
     OH, OW = _check(x.shape, w_shape, stride, padding)
+    if C * kh * kw <= _BATCHED_MAX_K:
+        return _im2col_nchw(x, kh, kw, stride, padding, OH, OW, out)
     return _im2col(x, kh, kw, stride, padding, OH, OW, out)
 
 
@@ -205,7 +248,8 @@ def _given_cols(cols, x, w_shape, stride, padding):
     if cols is None:
         return conv2d_patches(x, w_shape, stride, padding)
     OH, OW = _check(x.shape, w_shape, stride, padding)
-    want = (x.shape[0] * OH * OW, w_shape[1] * w_shape[2] * w_shape[3])
+    K = w_shape[1] * w_shape[2] * w_shape[3]
+    want = (x.shape[0], K, OH * OW) if K <= _BATCHED_MAX_K else (x.shape[0] * OH * OW, K)
     if tuple(cols.shape) != want:
         raise ValueError(f"conv2d: patches of shape {tuple(cols.shape)} given, expected {want} for x "
                          f"{tuple(x.shape)} and weight {tuple(w_shape)}")
@@ -222,11 +266,10 @@ def conv2d_forward(x, w, stride, padding, cols=None):
     N = x.shape[0]
     OH, OW = _check(x.shape, w.shape, stride, padding)
     cols = _given_cols(cols, x, w.shape, stride, padding)
-    Wm = _weight_matrix(w)
     if C * kh * kw <= _BATCHED_MAX_K:
-        # per image: y[n] (O, P) = Wm (O, K) · cols[n]ᵀ (K, P) — NCHW out, no transpose copy
-        y = np.matmul(Wm, cols.reshape(N, OH * OW, -1).transpose(0, 2, 1))
-        return y.reshape(N, O, OH, OW)
+        # per image: y[n] (O, P) = W (O, K) · cols[n] (K, P) — NCHW out, no transpose copy
+        return np.matmul(w.reshape(O, -1), cols).reshape(N, O, OH, OW)
+    Wm = _weight_matrix(w)
     Y = np.matmul(cols, Wm.T)                                    # (N·OH·OW, O)
     return np.ascontiguousarray(Y.reshape(N, OH, OW, O).transpose(0, 3, 1, 2))
 
@@ -245,8 +288,10 @@ def conv2d_backward_weight(x, gy, w_shape, stride, padding, cols=None):
     cols = _given_cols(cols, x, w_shape, stride, padding)
     K = C * kh * kw
     if K <= _BATCHED_MAX_K:
-        # Σ_n gy[n] (O, P) · cols[n] (P, K): the (N, O, K) stack is small when K is
-        G = np.matmul(gy.reshape(N, O, OH * OW), cols.reshape(N, OH * OW, K)).sum(axis=0)
+        # Σ_n gy[n] (O, P) · cols[n]ᵀ (P, K): the (N, O, K) stack is small when K is; K is in
+        # w's own (c, i, j) order
+        G = np.matmul(gy.reshape(N, O, OH * OW), cols.transpose(0, 2, 1)).sum(axis=0)
+        return G.reshape(w_shape)
     else:
         gyT = np.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(O, -1)   # (O, N·OH·OW)
         G = np.matmul(gyT, cols)                                             # (O, K)
@@ -295,13 +340,13 @@ def _backward_input_col2im(gy, w, x_shape, stride, padding):
     """D = gy (N·OH·OW, O) · Wm (O, K), then ∂L/∂x = col2im(D)."""
     O, C, kh, kw = w.shape
     N, _, OH, OW = gy.shape
-    Wm = _weight_matrix(w)                                                   # (O, K)
     if C * kh * kw <= _BATCHED_MAX_K:
-        # per image: D[n] (P, K) = gy[n]ᵀ (P, O) · Wm (O, K) — reads NCHW gy directly
-        D = np.matmul(gy.reshape(N, O, OH * OW).transpose(0, 2, 1), Wm)
-    else:
-        gyr = np.ascontiguousarray(gy.transpose(0, 2, 3, 1)).reshape(-1, O)  # (N·OH·OW, O)
-        D = np.matmul(gyr, Wm)                                               # (N·OH·OW, K)
+        # per image: D[n] (K, P) = Wᵀ (K, O) · gy[n] (O, P) — reads NCHW gy, adds back into NCHW
+        D = np.matmul(w.reshape(O, -1).T, gy.reshape(N, O, OH * OW))
+        return _col2im_nchw(D.reshape(N, C, kh, kw, OH, OW), x_shape, stride, padding)
+    Wm = _weight_matrix(w)                                                   # (O, K)
+    gyr = np.ascontiguousarray(gy.transpose(0, 2, 3, 1)).reshape(-1, O)      # (N·OH·OW, O)
+    D = np.matmul(gyr, Wm)                                                   # (N·OH·OW, K)
     return _col2im(D.reshape(N, OH, OW, kh, kw, C), x_shape, kh, kw, stride, padding, OH, OW)
 
 
