@@ -377,7 +377,7 @@ def figure(runs: list, dataset: str, path: str) -> str | None:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     n = len(order)
-    cols = min(3, n)
+    cols = min(4, n)
     rows_ = math.ceil(n / cols)
     fig, axes = plt.subplots(rows_, cols, figsize=(4.2 * cols, 4.2 * rows_), dpi=90, squeeze=False)
     for ax in axes.ravel()[n:]:

@@ -505,7 +505,7 @@ _PENALISED_DECAY_EMA = {
     ("wgan-gp", "grid-25"): dict(data_scale=0.4, steps=5000),
     ("wgan-gp-0.1", "grid-25"): dict(steps=5000),
     ("r1", "grid-25"): dict(steps=10000),
-    ("lipschitz", "grid-25"): dict(data_scale=0.4, steps=10000),
+    ("lipschitz", "grid-25"): dict(data_scale=0.4, steps=5000),
     ("sn-hinge", "grid-25"): dict(data_scale=0.25, n_critic=2, steps=20000),
     # WGAN-LP as Petzka et al. define it: only slopes above 1 are penalised
     ("lipschitz", "ring-8", "one-sided"): dict(penalty="lipschitz-one-sided", steps=5000),
