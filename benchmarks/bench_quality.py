@@ -335,6 +335,26 @@ def markdown(rows: list, meta: dict, runs=(), holdout=()) -> str:
     for r in rows:
         if r["preset"] not in presets:
             presets.append(r["preset"])
+    scaled = [(p, config.preset(p)) for p in presets]
+    scaled = [(p, c) for p, c in scaled if c.data_scale != 1 and (c.penalty != "none" or
+                                                                  c.model_args.get("spectral_norm"))]
+    if scaled:
+        lines += ["## The data scale is part of a constrained critic's setting", "",
+                  "Training on data / S (samples scored in the original coordinates) is neutral for an "
+                  "unconstrained GAN but not for a constraint on ∇ₓD: with D(x) = S·D̃(x/S), the WGAN-GP "
+                  "and Lipschitz objectives on the scaled data equal (1/S)·[W(D) + λS·penalty(D)] — weight "
+                  "λ·S in the original coordinates (Adam ignores the 1/S) —, R1's γ becomes γ·S², and spectral "
+                  "norm bounds D's slope by 1/S per original unit. In the original coordinates:", ""]
+        for p, c in scaled:
+            S = c.data_scale
+            if c.penalty in ("gp", "lipschitz", "lipschitz-one-sided"):
+                eff = f"λ = {c.penalty_weight:g} × {S:g} = {c.penalty_weight * S:g}"
+            elif c.penalty == "r1":
+                eff = f"γ = {c.penalty_weight:g} × {S:g}² = {c.penalty_weight * S * S:g}"
+            else:
+                eff = f"slope bound 1/{S:g} = {1 / S:g}"
+            lines.append(f"* `{p}` (S = {S:g}): {eff}")
+        lines.append("")
     lines += ["## Presets", "", "`pygan presets` (the sweep's step counts are in the tables):", ""]
     lines += [f"* `{p}`: {config.preset(p).describe().rsplit('; batch', 1)[0]}" for p in presets]
     lines.append("")

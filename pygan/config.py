@@ -499,12 +499,12 @@ _DECAY_EMA = {"ring-8": dict(steps=20000, lr_decay_start=0.75, optim_g=_adam(1e-
 _PENALISED_DECAY_EMA = {
     ("wgan-gp", "ring-8"): dict(data_scale=0.1, steps=5000),
     ("wgan-gp-0.1", "ring-8"): dict(steps=5000),
-    ("r1", "ring-8"): dict(steps=5000),
+    ("r1", "ring-8"): dict(steps=20000, optim_g=_adam(1e-3), optim_d=_adam(1e-3)),   # the GAN recipe's rate
     ("lipschitz", "ring-8"): dict(data_scale=0.1, steps=5000),
     ("sn-hinge", "ring-8"): dict(data_scale=0.25, steps=5000),
     ("wgan-gp", "grid-25"): dict(data_scale=0.4, steps=5000),
     ("wgan-gp-0.1", "grid-25"): dict(steps=5000),
-    ("r1", "grid-25"): dict(steps=10000),
+    ("r1", "grid-25"): dict(steps=40000, lr_decay_start=0.7),      # the GAN recipe's schedule
     ("lipschitz", "grid-25"): dict(data_scale=0.4, steps=5000),
     ("sn-hinge", "grid-25"): dict(data_scale=0.25, n_critic=2, steps=20000),
     # WGAN-LP as Petzka et al. define it: only slopes above 1 are penalised
@@ -536,8 +536,8 @@ def _presets():
                                       optim_g=_adam(1e-4, (0.0, 0.9)), optim_d=_adam(1e-4, (0.0, 0.9)))
     for (method, data, *variant), kw in _PENALISED_DECAY_EMA.items():
         name = "-".join([method, *variant, data, "decay-ema"])
-        p[name] = dict(p[f"{method}-{data}"], name=name, ema_decay=0.999, lr_decay="linear",
-                       lr_decay_start=0.75, **kw)
+        p[name] = {**p[f"{method}-{data}"], "name": name, "ema_decay": 0.999, "lr_decay": "linear",
+                   "lr_decay_start": 0.75, **kw}
     p["mixture-1d"] = _toy("mixture-1d", "mixture-1d", steps=5000, sample_every=1000)
     img = dict(batch_size=64, eval_every=0, eval_samples=1000, log_every=250)
     # the default of `pygan train`: about a minute on two CPU cores (width 32: ~11 ms a step)
