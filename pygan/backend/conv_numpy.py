@@ -76,10 +76,16 @@ def _im2col(x, kh, kw, stride, padding, OH, OW, out=None):
     # (j, c) is one contiguous run of kw·C elements because sW == C·sC.
     win = as_strided(xh, shape=(N, OH, OW, kh, kw * C), strides=(sN, sh * sH, sw * sW, sH, sC),
                      writeable=False)
-    shape = (N * OH * OW, kh * kw * C)
-    if (out is not None and out.shape == shape and out.dtype == x.dtype and out.flags.c_contiguous
-            and out.flags.writeable):     # (a window that was already contiguous is a read-only view)
-        np.copyto(out.reshape(N, OH, OW, kh, kw * C), win)
+    return _materialise(win, (N * OH * OW, kh * kw * C), out)
+
+
+def _materialise(win, shape, out):
+    """The strided view win as a C-contiguous array reshaped to ``shape``: written into ``out``
+    when out is a writeable array of that shape and dtype (a window that was already contiguous
+    comes back from ascontiguousarray as a read-only view, which is never reused), else a copy."""
+    if (out is not None and out.shape == shape and out.dtype == win.dtype and out.flags.c_contiguous
+            and out.flags.writeable):
+        np.copyto(out.reshape(win.shape), win)
         return out
     return np.ascontiguousarray(win).reshape(shape)
 
@@ -98,12 +104,7 @@ def _im2col_nchw(x, kh, kw, stride, padding, OH, OW, out=None):
     sN, sC, sH, sW = xp.strides
     win = as_strided(xp, shape=(N, C, kh, kw, OH, OW), strides=(sN, sC, sH, sW, sh * sH, sw * sW),
                      writeable=False)
-    shape = (N, C * kh * kw, OH * OW)
-    if (out is not None and out.shape == shape and out.dtype == x.dtype and out.flags.c_contiguous
-            and out.flags.writeable):
-        np.copyto(out.reshape(N, C, kh, kw, OH, OW), win)
-        return out
-    return np.ascontiguousarray(win).reshape(shape)
+    return _materialise(win, (N, C * kh * kw, OH * OW), out)
 
 
 def _col2im_nchw(d, x_shape, stride, padding):
@@ -232,8 +233,9 @@ def _backward_input_subpixel(gy, w, x_shape, stride, padding):
 # --- the three kernels called by NumpyBackend -----------------------------------------------
 
 def conv2d_patches(x, w_shape, stride, padding, out=None):
-    """The patch matrix cols (N·OH·OW, kh·kw·C) of x for a kernel of shape w_shape: what
-    ``conv2d_forward`` and ``conv2d_backward_weight`` both multiply by.  A layer that keeps it from
+    """The patch matrix of x for a kernel of shape w_shape — cols (N·OH·OW, kh·kw·C), or
+    (N, C·kh·kw, OH·OW) when K = C·kh·kw ≤ _BATCHED_MAX_K — what ``conv2d_forward`` and
+    ``conv2d_backward_weight`` both multiply by.  A layer that keeps it from
     its forward passes it to the weight gradient instead of building it twice (one copy of x's
     patches, about 20% of a forward on W2's second convolution), and passes its previous one as
     ``out`` to be overwritten (a fresh 10 MB array costs page faults on every step)."""
