@@ -504,7 +504,7 @@ _PENALISED_DECAY_EMA = {
     ("sn-hinge", "ring-8"): dict(data_scale=0.25, steps=5000),
     ("wgan-gp", "grid-25"): dict(data_scale=0.4, steps=5000),
     ("wgan-gp-0.1", "grid-25"): dict(steps=5000),
-    ("r1", "grid-25"): dict(steps=40000, lr_decay_start=0.7),      # the GAN recipe's schedule
+    ("r1", "grid-25"): dict(steps=60000, lr_decay_start=0.7),      # longer than the GAN recipe
     ("lipschitz", "grid-25"): dict(data_scale=0.4, steps=5000),
     ("sn-hinge", "grid-25"): dict(data_scale=0.25, n_critic=2, steps=20000),
     # WGAN-LP as Petzka et al. define it: only slopes above 1 are penalised
