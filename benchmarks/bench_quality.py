@@ -92,16 +92,16 @@ METHODS = [
     Method("nonsaturating-decay-ema", "**GAN + lr schedule + EMA of G (the recipe)**", "{data}-decay-ema"),
     Method("wgan", "WGAN (clip 0.01)", "wgan-{data}", steps=10000),
     Method("wgan-gp", "WGAN-GP λ=10", "wgan-gp-{data}", steps=5000),
-    Method("wgan-gp-decay-ema", "WGAN-GP λ=10 + recipe", "wgan-gp-{data}-decay-ema"),
+    Method("wgan-gp-decay-ema", "WGAN-GP λ=10, rescaled data (see λ_eff) + recipe", "wgan-gp-{data}-decay-ema"),
     Method("wgan-gp-0.1", "WGAN-GP λ=0.1", "wgan-gp-0.1-{data}", steps=5000),
     Method("wgan-gp-0.1-decay-ema", "WGAN-GP λ=0.1 + recipe", "wgan-gp-0.1-{data}-decay-ema"),
     Method("r1", "GAN + R1 (γ=10)", "r1-{data}"),
     Method("r1-decay-ema", "GAN + R1 (γ=10) + recipe", "r1-{data}-decay-ema"),
     Method("lipschitz", "WGAN-LP λ=10 (finite-difference Lipschitz)", "lipschitz-{data}", steps=5000),
-    Method("lipschitz-decay-ema", "WGAN-LP λ=10 + recipe", "lipschitz-{data}-decay-ema"),
+    Method("lipschitz-decay-ema", "WGAN-LP λ=10, rescaled data (see λ_eff) + recipe", "lipschitz-{data}-decay-ema"),
     Method("lipschitz-one-sided-decay-ema", "WGAN-LP λ=10, one-sided + recipe", "lipschitz-one-sided-{data}-decay-ema"),
     Method("sn-hinge", "hinge + spectral norm D", "sn-hinge-{data}"),
-    Method("sn-hinge-decay-ema", "hinge + spectral norm D + recipe", "sn-hinge-{data}-decay-ema"),
+    Method("sn-hinge-decay-ema", "hinge + spectral norm D, data ×4 + recipe", "sn-hinge-{data}-decay-ema"),
 ]
 # "+ recipe": the GAN recipe's lr decay and EMA of G, and for the critics of bounded slope the
 # data scaled up (config._PENALISED_DECAY_EMA; each preset's settings are listed below the table)

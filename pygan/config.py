@@ -509,7 +509,7 @@ _PENALISED_DECAY_EMA = {
     ("sn-hinge", "grid-25"): dict(data_scale=0.25, n_critic=2, steps=20000),
     # WGAN-LP as Petzka et al. define it: only slopes above 1 are penalised
     ("lipschitz", "ring-8", "one-sided"): dict(penalty="lipschitz-one-sided", steps=5000),
-    ("lipschitz", "grid-25", "one-sided"): dict(penalty="lipschitz-one-sided", steps=5000),
+    ("lipschitz", "grid-25", "one-sided"): dict(penalty="lipschitz-one-sided", steps=15000),
 }
 
 
