@@ -14,8 +14,6 @@ tangent pass — which adds ∂(Σ ẏ)/∂θ into the grads. Derivation: docs/g
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .backend import get_backend
 from .nn.container import Sequential
 

@@ -420,6 +420,11 @@ class Trainer:
         cfg.out = out
         return cls(cfg, out, **kw)
 
+    @staticmethod
+    def _config_from_dict(d: dict, where: str):
+        """The stored config as this trainer's config class (VAETrainer: a VAEConfig)."""
+        return config_mod.from_dict(d, where)
+
     @classmethod
     def resume(cls, run: str, steps: int | None = None, intervals: dict | None = None, **kw) -> "Trainer":
         """Continue the run in folder ``run`` (or from a checkpoint file) from its last checkpoint;
@@ -428,7 +433,7 @@ class Trainer:
         changes the trajectory."""
         ck = ckpt.load(run)
         try:
-            cfg = config_mod.from_dict(ck.config, f"{ck.path} (config)")
+            cfg = cls._config_from_dict(ck.config, f"{ck.path} (config)")
         except ConfigError as e:
             raise ckpt.CheckpointError(f"{ck.path}: the stored config cannot be read: {e}") from None
         if steps is not None:

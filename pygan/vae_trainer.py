@@ -408,24 +408,9 @@ class VAETrainer(Trainer):
         if checkpoint is not None:
             self._restore(checkpoint)
 
-    @classmethod
-    def resume(cls, run: str, steps: int | None = None, intervals: dict | None = None, **kw) -> "VAETrainer":
-        """Continue the run in ``run`` from its last checkpoint (``steps``: a new total;
-        ``intervals``: new eval/sample/checkpoint/log intervals — nothing that changes the trajectory)."""
-        ck = ckpt.load(run)
-        try:
-            cfg = from_dict(ck.config, f"{ck.path} (config)")
-        except ConfigError as e:
-            raise ckpt.CheckpointError(f"{ck.path}: the stored config cannot be read: {e}") from None
-        if steps is not None:
-            cfg.steps = int(steps)
-        for k, v in (intervals or {}).items():
-            if k not in ("eval_every", "sample_every", "checkpoint_every", "log_every"):
-                raise ConfigError(f"resume: {k} cannot change when resuming (only steps and the intervals)")
-            setattr(cfg, k, int(v))
-        run_dir = os.path.dirname(os.path.abspath(ck.path))
-        cfg.out = run_dir
-        return cls(cfg, run_dir, checkpoint=ck, **kw)
+    @staticmethod
+    def _config_from_dict(d: dict, where: str):
+        return from_dict(d, where)          # Trainer.resume reads the stored config through it
 
     # -- checkpoints --
     def _rng_state(self):

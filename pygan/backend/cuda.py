@@ -37,7 +37,7 @@ _ACTS = {"identity": 0, "none": 0, None: 0, "relu": 1, "leaky_relu": 2, "tanh": 
 _LOSS = {"softplus": 0, "linear": 1, "hinge": 2, "square": 3}
 
 
-from .conv_shapes import conv_dims, pair as _pair  # noqa: E402
+from .conv_shapes import conv_dims  # noqa: E402
 
 
 class KernelBackend:

@@ -88,7 +88,8 @@ class Linear(Module):
         return dy.reshape(*dx.shape[:-1], self.out_features)
 
     def backward_jvp(self, gy, gdy):
-        x, dx = self._need_cache(self._x), self._need_cache(self._dx)
+        self._need_cache(self._x)
+        dx = self._need_cache(self._dx)
         be = get_backend()
         gd2 = gdy.reshape(-1, self.out_features)
         self.weight.grad += be.matmul(gd2.T, dx.reshape(-1, self.in_features))
