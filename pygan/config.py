@@ -412,14 +412,18 @@ def _tomllib():
     return tomllib
 
 
-def loads(text: str, where: str = "<string>") -> Config:
-    """A config from TOML text (``preset = "…"`` starts from a preset)."""
+def _parse_toml(text: str, where: str) -> dict:
+    """TOML text as a dict; invalid TOML is a ConfigError naming ``where``."""
     tomllib = _tomllib()
     try:
-        d = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{where}: not valid TOML: {e}") from None
-    return validate(from_dict(d, where))
+
+
+def loads(text: str, where: str = "<string>") -> Config:
+    """A config from TOML text (``preset = "…"`` starts from a preset)."""
+    return validate(from_dict(_parse_toml(text, where), where))
 
 
 def load(path) -> Config:

@@ -45,7 +45,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from .backend import get_backend, set_backend, to_host as _host
 from .config import IMAGE_DATA, ConfigError, OptimConfig
-from .config import _apply_optim, _coerce, _kind, _parse_scalar, _tomllib, _toml_key, _toml_value
+from .config import _apply_optim, _coerce, _kind, _parse_scalar, _parse_toml, _tomllib, _toml_key, _toml_value
 from .train import ImageData, Trainer, TrainingDiverged, _nonfinite_value, judge_module, slerp
 
 __all__ = ["VAEConfig", "VAE_PRESETS", "VAETrainer", "presets", "preset", "validate", "to_toml", "loads",
@@ -210,12 +210,7 @@ def to_toml(cfg: VAEConfig) -> str:
 
 
 def loads(text: str, where: str = "<string>") -> VAEConfig:
-    tomllib = _tomllib()
-    try:
-        d = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{where}: not valid TOML: {e}") from None
-    return validate(from_dict(d, where))
+    return validate(from_dict(_parse_toml(text, where), where))
 
 
 # --- the command line's questions ----------------------------------------------------------------
