@@ -27,7 +27,7 @@ from numbers import Real
 
 import numpy as np
 
-from .backend import get_backend, to_host as _to_host
+from .backend import by_rows, get_backend, to_host as _to_host
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSProp", "RMSprop"]
 
@@ -418,24 +418,30 @@ class Adam(Optimizer):
         xp = get_backend().xp
         dt = grp.dtype.type
         b1, b2, t = self.beta1, self.beta2, self.step_count
-        m, v = grp.buffer("exp_avg"), grp.buffer("exp_avg_sq")
-        _lerp_(xp, m, g, 1.0 - b1, s)                 # m ← lerp(m, g, 1 − β₁)
-        v *= dt(b2)
-        xp.multiply(g, dt(1.0 - b2), out=s)
-        s *= g
-        v += s                                        # v ← β₂·v + (1 − β₂)·g·g
-        if self.amsgrad:
-            vmax = grp.buffer("max_exp_avg_sq")
-            xp.maximum(vmax, v, out=vmax)
-            v = vmax
+        m_all, v_all = grp.buffer("exp_avg"), grp.buffer("exp_avg_sq")
+        vmax_all = grp.buffer("max_exp_avg_sq") if self.amsgrad else None
         bias_correction1 = 1.0 - b1 ** t
         bias_correction2 = 1.0 - b2 ** t
         step_size = self.lr / bias_correction1
-        xp.sqrt(v, out=s)
-        s /= dt(math.sqrt(bias_correction2))
-        s += dt(self.eps)                             # denom = √v / √bc₂ + ε
-        xp.multiply(m, dt(-step_size), out=g)         # g is free now
-        xp.divide(g, s, out=s)                        # update (−step_size·m) / denom, as torch.addcdiv
+        g_all, s_all = g, s
+
+        def update(r):                                # elementwise: any partition r of the flat arrays
+            m, v, g, s = m_all[r], v_all[r], g_all[r], s_all[r]
+            _lerp_(xp, m, g, 1.0 - b1, s)             # m ← lerp(m, g, 1 − β₁)
+            v *= dt(b2)
+            xp.multiply(g, dt(1.0 - b2), out=s)
+            s *= g
+            v += s                                    # v ← β₂·v + (1 − β₂)·g·g
+            if vmax_all is not None:
+                vmax = vmax_all[r]
+                xp.maximum(vmax, v, out=vmax)
+                v = vmax
+            xp.sqrt(v, out=s)
+            s /= dt(math.sqrt(bias_correction2))
+            s += dt(self.eps)                         # denom = √v / √bc₂ + ε
+            xp.multiply(m, dt(-step_size), out=g)     # g is free now
+            xp.divide(g, s, out=s)                    # update (−step_size·m) / denom, as torch.addcdiv
+        by_rows(update, s_all)
 
 
 class RMSProp(Optimizer):

@@ -79,6 +79,16 @@ def get_backend():
     return _current
 
 
+def by_rows(body, x):
+    """body(s) for slices s that partition x's first axis — on the CPU's cores with the NumPy
+    backend (``split_rows``, pygan.backend.cpu_threads), in one call elsewhere.  For elementwise
+    passes whose call on slice s reads and writes only rows s of its arrays."""
+    if x.ndim == 0:
+        body(Ellipsis)
+    else:
+        _current.split_rows(lambda lo, hi: body(slice(lo, hi)), x.shape[0], x.size)
+
+
 def available_backends() -> dict:
     """Map every backend name to ``None`` if it runs here, else to the reason it does not."""
     return {name: (None if name == "numpy" else _reason(name)) for name in _REGISTRY}

@@ -42,6 +42,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .conv_shapes import conv_dims, out_size as _out_size
+from .cpu_threads import split_rows
 
 # K = C·kh·kw at or below which the products are done per image (batched matmul, NCHW in and
 # out) instead of as one GEMM on transposed copies; see the module docstring.
@@ -52,17 +53,33 @@ def _check(x_shape, w_shape, stride, padding):
     return conv_dims(x_shape, w_shape, stride, padding)[-2:]
 
 
+def _copy(dst, src):
+    """dst[...] = src (same shape, any strides), split over the batch axis (cpu_threads)."""
+    def rows(lo, hi):
+        np.copyto(dst[lo:hi], src[lo:hi])
+    split_rows(rows, len(dst), dst.size)
+    return dst
+
+
+def _contiguous(a):
+    """A C-contiguous copy of the (strided) view a (np.ascontiguousarray, split over axis 0)."""
+    return _copy(np.empty(a.shape, dtype=a.dtype), a)
+
+
 def _padded_nhwc(x, ph, pw):
     """x (N, C, H, W) → zero-padded channels-last copy (N, H + 2ph, W + 2pw, C)."""
     N, C, H, W = x.shape
     xh = np.empty((N, H + 2 * ph, W + 2 * pw, C), dtype=x.dtype)
-    if ph:
-        xh[:, :ph] = 0
-        xh[:, ph + H:] = 0
-    if pw:
-        xh[:, ph:ph + H, :pw] = 0
-        xh[:, ph:ph + H, pw + W:] = 0
-    xh[:, ph:ph + H, pw:pw + W, :] = x.transpose(0, 2, 3, 1)
+
+    def rows(lo, hi):
+        if ph:
+            xh[lo:hi, :ph] = 0
+            xh[lo:hi, ph + H:] = 0
+        if pw:
+            xh[lo:hi, ph:ph + H, :pw] = 0
+            xh[lo:hi, ph:ph + H, pw + W:] = 0
+        xh[lo:hi, ph:ph + H, pw:pw + W, :] = x[lo:hi].transpose(0, 2, 3, 1)
+    split_rows(rows, N, xh.size)
     return xh
 
 
@@ -85,9 +102,9 @@ def _materialise(win, shape, out):
     comes back from ascontiguousarray as a read-only view, which is never reused), else a copy."""
     if (out is not None and out.shape == shape and out.dtype == win.dtype and out.flags.c_contiguous
             and out.flags.writeable):
-        np.copyto(out.reshape(win.shape), win)
+        _copy(out.reshape(win.shape), win)
         return out
-    return np.ascontiguousarray(win).reshape(shape)
+    return _contiguous(win).reshape(shape)
 
 
 def _im2col_nchw(x, kh, kw, stride, padding, OH, OW, out=None):
@@ -116,11 +133,18 @@ def _col2im_nchw(d, x_shape, stride, padding):
     ph, pw = padding
     Hp = max(H + 2 * ph, sh * (OH - 1) + kh)
     Wp = max(W + 2 * pw, sw * (OW - 1) + kw)
-    g = np.zeros((N, C, Hp, Wp), dtype=d.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            g[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw] += d[:, :, i, j]
-    return np.ascontiguousarray(g[:, :, ph:ph + H, pw:pw + W])
+    g = np.empty((N, C, Hp, Wp), dtype=d.dtype)
+    gx = np.empty(x_shape, dtype=d.dtype)
+
+    def rows(lo, hi):
+        gr = g[lo:hi]
+        gr.fill(0)
+        for i in range(kh):
+            for j in range(kw):
+                gr[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw] += d[lo:hi, :, i, j]
+        gx[lo:hi] = gr[:, :, ph:ph + H, pw:pw + W]
+    split_rows(rows, N, g.size)
+    return gx
 
 
 def _weight_matrix(w):
@@ -199,13 +223,13 @@ def _backward_input_subpixel(gy, w, x_shape, stride, padding):
     top, left = max(0, k2h - 1 - lo_h), max(0, k2w - 1 - lo_w)
     bottom, right = max(0, hi_h - OH), max(0, hi_w - OW)
     g = np.zeros((N, top + OH + bottom, left + OW + right, O), dtype=gy.dtype)
-    g[:, top:top + OH, left:left + OW, :] = gy.transpose(0, 2, 3, 1)
+    _copy(g[:, top:top + OH, left:left + OW, :], gy.transpose(0, 2, 3, 1))
     # window u = k2h − 1 − i' (flipped): gy row = hh − (k2h − 1) + u, i.e. g row r0 + (hh − lo_h) + u
     r0, c0 = lo_h - (k2h - 1) + top, lo_w - (k2w - 1) + left
     sN, sH, sW, sO = g.strides
     win = as_strided(g[:, r0:, c0:, :], shape=(N, nH, nW, k2h, k2w * O), strides=(sN, sH, sW, sH, sO),
                      writeable=False)
-    G = np.ascontiguousarray(win).reshape(N * nH * nW, k2h * k2w * O)
+    G = _contiguous(win).reshape(N * nH * nW, k2h * k2w * O)
     # Wsub[(u, v, o), (a, b, c)] = w[o, c, a + sh·(k2h − 1 − u), b + sw·(k2w − 1 − v)] (0 outside)
     wz = np.zeros((O, C, k2h * sh, k2w * sw), dtype=w.dtype)
     wz[:, :, :kh, :kw] = w
@@ -213,20 +237,23 @@ def _backward_input_subpixel(gy, w, x_shape, stride, padding):
     Wsub = np.ascontiguousarray(wz.transpose(2, 4, 0, 3, 5, 1)).reshape(k2h * k2w * O, A * B * C)
     P = np.matmul(G, Wsub).reshape(N, nH, nW, A, B, C)
     gx = np.empty(x_shape, dtype=np.result_type(gy, w))
-    for a in range(sh):
-        h0 = (a - ph) % sh
-        if h0 >= H:
-            continue
-        for b in range(sw):
-            w0 = (b - pw) % sw
-            if w0 >= W:
+
+    def interleave(n0, n1):
+        for a in range(sh):
+            h0 = (a - ph) % sh
+            if h0 >= H:
                 continue
-            dst = gx[:, :, h0::sh, w0::sw]
-            if a >= A or b >= B:             # stride > kernel: no window reaches these pixels
-                dst[...] = 0
-                continue
-            (_, hh0, nh), (_, ww0, nw) = rows[a], cols[b]
-            dst[...] = P[:, hh0 - lo_h:hh0 - lo_h + nh, ww0 - lo_w:ww0 - lo_w + nw, a, b, :].transpose(0, 3, 1, 2)
+            for b in range(sw):
+                w0 = (b - pw) % sw
+                if w0 >= W:
+                    continue
+                dst = gx[n0:n1, :, h0::sh, w0::sw]
+                if a >= A or b >= B:             # stride > kernel: no window reaches these pixels
+                    dst[...] = 0
+                    continue
+                (_, hh0, nh), (_, ww0, nw) = rows[a], cols[b]
+                dst[...] = P[n0:n1, hh0 - lo_h:hh0 - lo_h + nh, ww0 - lo_w:ww0 - lo_w + nw, a, b, :].transpose(0, 3, 1, 2)
+    split_rows(interleave, N, gx.size)
     return gx
 
 
@@ -273,7 +300,7 @@ def conv2d_forward(x, w, stride, padding, cols=None):
         return np.matmul(w.reshape(O, -1), cols).reshape(N, O, OH, OW)
     Wm = _weight_matrix(w)
     Y = np.matmul(cols, Wm.T)                                    # (N·OH·OW, O)
-    return np.ascontiguousarray(Y.reshape(N, OH, OW, O).transpose(0, 3, 1, 2))
+    return _contiguous(Y.reshape(N, OH, OW, O).transpose(0, 3, 1, 2))
 
 
 def conv2d_backward_weight(x, gy, w_shape, stride, padding, cols=None):
@@ -295,7 +322,7 @@ def conv2d_backward_weight(x, gy, w_shape, stride, padding, cols=None):
         G = np.matmul(gy.reshape(N, O, OH * OW), cols.transpose(0, 2, 1)).sum(axis=0)
         return G.reshape(w_shape)
     else:
-        gyT = np.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(O, -1)   # (O, N·OH·OW)
+        gyT = _contiguous(gy.transpose(1, 0, 2, 3)).reshape(O, -1)           # (O, N·OH·OW)
         G = np.matmul(gyT, cols)                                             # (O, K)
     return np.ascontiguousarray(G.reshape(O, kh, kw, C).transpose(0, 3, 1, 2))
 

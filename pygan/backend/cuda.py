@@ -47,6 +47,11 @@ class KernelBackend:
     xp = np
     _k = None                       # the extension module (pygan._cuda or pygan._cuda_emu)
 
+    @staticmethod
+    def split_rows(fn, n, size):
+        """fn(0, n) in one call: the device parallelises within each array operation."""
+        fn(0, n)
+
     # --- per-backend array plumbing (overridden by the CUDA backend) ---------------------------
     def _ptr(self, a) -> int:
         return a.__array_interface__["data"][0]

@@ -60,6 +60,11 @@ class XpBackend:
         if xp is not None:
             self.xp = xp
 
+    @staticmethod
+    def split_rows(fn, n, size):
+        """fn(0, n) in one call: the device parallelises within each array operation."""
+        fn(0, n)
+
     # --- dense -------------------------------------------------------------------------
     def matmul(self, a, b, out=None):
         """a @ b (cuBLAS on CuPy; transposed views are passed to the GEMM without copies)."""

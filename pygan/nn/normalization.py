@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..backend import get_backend
+from ..backend import by_rows, get_backend
 from . import init
 from .module import Module, Parameter, check_input
 
@@ -168,13 +168,20 @@ class _BatchNorm(Module):
         if buf is None or buf.shape != x.shape or buf.dtype != x.dtype:
             buf = self._xc_buf = xp.empty_like(x)
         xc3, xc2, _ = self._views(buf, x.shape)
-        xp.subtract(x2, self._expand(mean, m), out=xc2)
+        mean_e = self._expand(mean, m)
+        by_rows(lambda s: xp.subtract(x2[s], mean_e, out=xc2[s]), xc2)
         var = xp.einsum(f"{sub},{sub}->c", xc3, xc3) * inv_n          # biased
         invstd = 1 / xp.sqrt(var + dt(self.eps))
         scale = invstd if gamma is None else gamma * invstd
-        y = xc2 * self._expand(scale, m)
-        if beta is not None:
-            y += self._expand(beta, m)
+        y = xp.empty_like(xc2)
+        scale_e = self._expand(scale, m)
+        beta_e = None if beta is None else self._expand(beta, m)
+
+        def affine(s):                                               # y = xc·scale + β
+            xp.multiply(xc2[s], scale_e, out=y[s])
+            if beta_e is not None:
+                y[s] += beta_e
+        by_rows(affine, y)
 
         if self.training and self.track_running_stats:
             nbt = self.num_batches_tracked
@@ -218,10 +225,16 @@ class _BatchNorm(Module):
         # ∂L/∂x = scale·(g − mean(g) − xc·invstd²·mean(g·xc)),  scale = γ·invstd
         inv_n = dt(1.0 / n)
         coef = -(invstd * invstd) * (sum_gxc * inv_n)
-        gx = a2 * self._expand(coef, m)
-        gx += g2
-        gx -= self._expand(sum_g * inv_n, m)
-        gx *= self._expand(scale, m)
+        coef_e, mean_g_e, scale_e = (self._expand(v, m) for v in (coef, sum_g * inv_n, scale))
+        gx = xp.empty_like(a2)
+
+        def rows(s):
+            gs = gx[s]
+            xp.multiply(a2[s], coef_e, out=gs)
+            gs += g2[s]
+            gs -= mean_g_e
+            gs *= scale_e
+        by_rows(rows, gx)
         return gx.reshape(shape)
 
 

@@ -1,0 +1,163 @@
+"""How the NumPy backend uses the CPU's cores besides BLAS.
+
+A GEMM runs on every core (OpenBLAS's threads); everything else NumPy does — the im2col and
+layout copies, the activations, BatchNorm's passes, the optimizer's update — runs on the calling
+thread.  On DCGAN-sized steps that single-threaded, memory-bound work is a third of the time
+(benchmarks/README.md).  ``split_rows(fn, n, size)`` runs such work as ``fn(lo, hi)`` over
+disjoint row ranges of [0, n) on the calling thread plus a small pool of worker threads (NumPy
+releases the GIL inside copies and ufunc loops); each range writes its own rows, so the result is
+bit-identical to one call ``fn(0, n)``.
+
+Idle OpenBLAS threads busy-wait (~0.1 s, OpenBLAS's default THREAD_TIMEOUT) for their next GEMM,
+so a worker thread started right after a GEMM would share its core with a spinning BLAS thread
+and come out slower than one thread alone.  ``blas.quiet_idle_threads()`` makes the loaded OpenBLAS
+put its idle threads to sleep at once (OPENBLAS_THREAD_TIMEOUT = 4, i.e. 2⁴ cycles; its threads
+are restarted to pick it up): measured, a large GEMM is no slower, and the copies split over two
+threads run 1.5× faster right after one.  Small products would now pay a sleeping thread's
+wake-up (~0.1-0.2 ms on the 2-core VM), so from then on products under QUIET_SMALL_GEMM_MACS run
+on one BLAS thread.  It is applied when the pool first starts (a process whose arrays never reach
+MIN_SPLIT_ELEMENTS keeps OpenBLAS as it was), once, and only where it can be: an OpenBLAS that
+exports ``openblas_read_env`` and ``blas_thread_shutdown_``, and a user who did not set
+OPENBLAS_THREAD_TIMEOUT.  Measured on W2 (benchmarks/bench_core.py): 94 → 86 ms a step.
+
+``PYGAN_NUM_THREADS`` sets the number of threads (default: os.cpu_count(), capped at 8);
+``PYGAN_NUM_THREADS=1`` turns the pool and the OpenBLAS change off.  ``set_num_threads(n)`` does
+the same at run time.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+
+# Products below this many multiply-adds run on one BLAS thread: a second thread's wake-up costs
+# more than it saves on them. W1's and W4's 256×128×128 products (4.2M) gain from it on a quiet
+# 2-core machine while OpenBLAS's idle threads spin (W4 step 2.22 vs 2.43 ms, W1 2.56 vs 2.73 ms,
+# benchmarks/bench_core.py); once they sleep (BlasThreads.quiet_idle_threads) a wake-up costs ~0.1-0.2 ms on
+# that VM and products up to QUIET_SMALL_GEMM_MACS are faster on the calling thread alone.
+SMALL_GEMM_MACS = 2_000_000
+QUIET_SMALL_GEMM_MACS = 16_000_000
+
+# Work below this many elements runs on the calling thread: waking a worker costs ~0.1-0.2 ms
+# on the 2-core VM of benchmarks/README.md; W2 steps with 2^17...2^19 measure alike.
+MIN_SPLIT_ELEMENTS = 1 << 19
+
+
+def _default_threads() -> int:
+    env = os.environ.get("PYGAN_NUM_THREADS", "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"PYGAN_NUM_THREADS={env!r}: expected a positive integer") from None
+        if n < 1:
+            raise ValueError(f"PYGAN_NUM_THREADS={env!r}: expected a positive integer")
+        return n
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+class BlasThreads:
+    """Switches OpenBLAS/MKL between one thread and its default, only when the wanted count
+    changes (~1 µs a switch, through threadpoolctl; a no-op where threadpoolctl is missing).
+    ``small_macs``: products below it run on one thread."""
+
+    def __init__(self):
+        self._lib, self._default, self._current = None, None, None
+        self.small_macs = SMALL_GEMM_MACS
+        self.quiet = False
+        try:
+            from threadpoolctl import ThreadpoolController
+            libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        except Exception:  # noqa: BLE001 — threadpoolctl missing or unable to find the BLAS
+            libs = []
+        if libs:
+            self._lib = libs[0]
+            self._default = self._current = self._lib.num_threads
+
+    def use(self, small: bool):
+        if self._lib is None:
+            return
+        want = 1 if small else self._default
+        if want != self._current:
+            self._lib.set_num_threads(want)
+            self._current = want
+
+    def quiet_idle_threads(self) -> bool:
+        """Make OpenBLAS's idle threads sleep at once instead of spinning ~0.1 s (and keep
+        products below QUIET_SMALL_GEMM_MACS on one thread); True if done — see the module
+        docstring for when it is not."""
+        lib = self._lib
+        if self.quiet or lib is None or lib.internal_api != "openblas" or "OPENBLAS_THREAD_TIMEOUT" in os.environ:
+            return False
+        try:
+            so = ctypes.CDLL(lib.filepath)
+            read_env, shutdown = so.openblas_read_env, so.blas_thread_shutdown_
+        except Exception:  # noqa: BLE001 — a build that does not export them
+            return False
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+        read_env()        # OpenBLAS reads its settings again (the others are unchanged)
+        shutdown()        # its threads restart on the next threaded call, with the new timeout
+        self.quiet = True
+        self.small_macs = max(self.small_macs, QUIET_SMALL_GEMM_MACS)
+        return True
+
+
+blas = BlasThreads()   # one per process: its default is the count found at import
+
+
+class RowSplitter:
+    """``split(fn, n, size)``: fn(lo, hi) over a partition of [0, n) on ``threads`` threads."""
+
+    def __init__(self, threads: int):
+        self.threads = int(threads)
+        self._pool = None
+        self._quieted = False
+        self._inside = threading.local()    # set while a thread runs a part: nested calls run inline
+
+    def __call__(self, fn, n: int, size: int) -> None:
+        if self.threads <= 1 or n < 2 or size < MIN_SPLIT_ELEMENTS or getattr(self._inside, "on", False):
+            fn(0, n)
+            return
+        if self._pool is None:
+            if not self._quieted:
+                self._quieted = True
+                blas.quiet_idle_threads()
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="pygan-cpu")
+        k = min(self.threads, n)
+        bounds = [n * i // k for i in range(k + 1)]
+        futures = [self._pool.submit(self._part, fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
+        try:
+            self._part(fn, bounds[0], bounds[1])
+        finally:
+            wait(futures)        # every part is done before the caller reads or frees the arrays
+        for f in futures:
+            f.result()           # a worker's exception, re-raised here
+
+    def _part(self, fn, lo, hi):
+        inside = self._inside
+        inside.on = True         # a split_rows inside fn runs inline: the pool may be all busy
+        try:
+            fn(lo, hi)
+        finally:
+            inside.on = False
+
+    def set_threads(self, threads: int) -> None:
+        if int(threads) < 1:
+            raise ValueError(f"set_num_threads: expected a positive integer, got {threads!r}")
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.threads = int(threads)
+
+
+split_rows = RowSplitter(_default_threads())
+
+
+def set_num_threads(threads: int) -> None:
+    """Threads for pygan's own memory-bound NumPy work (1 = the calling thread only)."""
+    split_rows.set_threads(threads)
+
+
+def get_num_threads() -> int:
+    return split_rows.threads
