@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 
+from . import cpu_threads
 from .numpy_backend import NumpyBackend
 
 # name -> (module, class); the module is imported only when the backend is asked for
@@ -83,8 +84,8 @@ def by_rows(body, x):
     """body(s) for slices s that partition x's first axis — on the CPU's cores with the NumPy
     backend (``split_rows``, pygan.backend.cpu_threads), in one call elsewhere.  For elementwise
     passes whose call on slice s reads and writes only rows s of its arrays."""
-    if x.ndim == 0:
-        body(Ellipsis)
+    if x.ndim == 0 or x.size < cpu_threads.MIN_SPLIT_ELEMENTS:
+        body(Ellipsis)                         # small: one call, no hand-off (the common case)
     else:
         _current.split_rows(lambda lo, hi: body(slice(lo, hi)), x.shape[0], x.size)
 
