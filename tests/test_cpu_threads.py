@@ -131,6 +131,32 @@ def test_quieting_openblas_keeps_products_exact_and_moves_the_one_thread_thresho
         assert int(small) == cpu_threads.SMALL_GEMM_MACS
 
 
+def test_openblas_threads_spin_again_after_a_pause_in_split_work_and_sleep_when_it_resumes():
+    code = (
+        "import os, numpy as np\n"
+        "from pygan.backend import cpu_threads as ct, get_backend\n"
+        "be = get_backend(); a = np.random.default_rng(0).standard_normal((300, 400)); b = a.T.copy()\n"
+        "ref = a @ b\n"
+        "if not ct.blas.quiet_idle_threads(): print('unsupported'); raise SystemExit\n"
+        "log = [(ct.blas.quiet, os.environ['OPENBLAS_THREAD_TIMEOUT'])]\n"
+        "be.matmul(a, b)\n"                              # within the hold: stays quiet
+        "log.append((ct.blas.quiet, os.environ['OPENBLAS_THREAD_TIMEOUT']))\n"
+        "ct.QUIET_HOLD_S = 0.0\n"
+        "same = np.array_equal(be.matmul(a, b), ref)\n"  # idle past the hold: spins again
+        "log.append((ct.blas.quiet, os.environ['OPENBLAS_THREAD_TIMEOUT'], ct.blas.small_macs == ct.SMALL_GEMM_MACS))\n"
+        "ct.split_rows.set_threads(2)\n"
+        "out = np.empty((64, 10000)); ct.split_rows(lambda lo, hi: out[lo:hi].fill(1), 64, 10 ** 7)\n"
+        "log.append((ct.blas.quiet, os.environ['OPENBLAS_THREAD_TIMEOUT'], bool((out == 1).all())))\n"
+        "print(same, log)\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=os.path.dirname(os.path.dirname(pygan.__file__)))
+    assert out.returncode == 0, out.stderr
+    if out.stdout.strip() == "unsupported":
+        pytest.skip("this BLAS is not an OpenBLAS whose idle threads pygan can put to sleep")
+    assert out.stdout.strip() == ("True [(True, '4'), (True, '4'), (False, '28', True), (True, '4', True)]")
+
+
 def test_a_user_set_thread_timeout_is_left_alone(monkeypatch):
     monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "10")
     b = cpu_threads.BlasThreads()

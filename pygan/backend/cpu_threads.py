@@ -29,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
 # Products below this many multiply-adds run on one BLAS thread: a second thread's wake-up costs
@@ -38,6 +39,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 # that VM and products up to QUIET_SMALL_GEMM_MACS are faster on the calling thread alone.
 SMALL_GEMM_MACS = 2_000_000
 QUIET_SMALL_GEMM_MACS = 16_000_000
+# Seconds without split work after which OpenBLAS's threads may spin again (BlasThreads.use).
+QUIET_HOLD_S = 1.0
 
 # Work below this many elements runs on the calling thread: waking a worker costs ~0.1-0.2 ms
 # on the 2-core VM of benchmarks/README.md; W2 steps with 2^17...2^19 measure alike.
@@ -60,12 +63,18 @@ def _default_threads() -> int:
 class BlasThreads:
     """Switches OpenBLAS/MKL between one thread and its default, only when the wanted count
     changes (~1 µs a switch, through threadpoolctl; a no-op where threadpoolctl is missing).
-    ``small_macs``: products below it run on one thread."""
+    ``small_macs``: products below it run on one thread.  ``quiet``: OpenBLAS's idle threads
+    sleep at once (``quiet_idle_threads``) — set while the row-split pool is in use, undone
+    (``spin_idle_threads``) when no work was split for QUIET_HOLD_S seconds, so a process that goes
+    from image models to small MLPs gets OpenBLAS's spinning threads back for its small products."""
 
     def __init__(self):
         self._lib, self._default, self._current = None, None, None
         self.small_macs = SMALL_GEMM_MACS
         self.quiet = False
+        self.last_split = 0.0
+        self._so = None
+        self._ours = None      # None: not tried; False: the user's setting or not possible; True: ours
         try:
             from threadpoolctl import ThreadpoolController
             libs = ThreadpoolController().select(user_api="blas").lib_controllers
@@ -78,28 +87,54 @@ class BlasThreads:
     def use(self, small: bool):
         if self._lib is None:
             return
+        if self.quiet:
+            self.release_if_idle()
         want = 1 if small else self._default
         if want != self._current:
             self._lib.set_num_threads(want)
             self._current = want
 
-    def quiet_idle_threads(self) -> bool:
-        """Make OpenBLAS's idle threads sleep at once instead of spinning ~0.1 s (and keep
-        products below QUIET_SMALL_GEMM_MACS on one thread); True if done — see the module
-        docstring for when it is not."""
-        lib = self._lib
-        if self.quiet or lib is None or lib.internal_api != "openblas" or "OPENBLAS_THREAD_TIMEOUT" in os.environ:
+    def release_if_idle(self):
+        """Let OpenBLAS's threads spin again when nothing was split for QUIET_HOLD_S seconds."""
+        if time.monotonic() - self.last_split > QUIET_HOLD_S:
+            self.spin_idle_threads()
+
+    def _set_timeout(self, value: str) -> bool:
+        if self._ours is None:             # first time: is it ours to change?
+            lib = self._lib
+            self._ours = False
+            if lib is not None and lib.internal_api == "openblas" and "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
+                try:
+                    so = ctypes.CDLL(lib.filepath)
+                    self._so = (so.openblas_read_env, so.blas_thread_shutdown_)
+                    self._ours = True
+                except Exception:  # noqa: BLE001 — a build that does not export them
+                    pass
+        if not self._ours:
             return False
-        try:
-            so = ctypes.CDLL(lib.filepath)
-            read_env, shutdown = so.openblas_read_env, so.blas_thread_shutdown_
-        except Exception:  # noqa: BLE001 — a build that does not export them
-            return False
-        os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+        read_env, shutdown = self._so
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = value
         read_env()        # OpenBLAS reads its settings again (the others are unchanged)
         shutdown()        # its threads restart on the next threaded call, with the new timeout
+        return True
+
+    def quiet_idle_threads(self) -> bool:
+        """Make OpenBLAS's idle threads sleep at once instead of spinning ~0.1 s (and keep
+        products below QUIET_SMALL_GEMM_MACS on one thread); True if done now — see the module
+        docstring for when it is not."""
+        self.last_split = time.monotonic()
+        if self.quiet or not self._set_timeout("4"):
+            return False
         self.quiet = True
-        self.small_macs = max(self.small_macs, QUIET_SMALL_GEMM_MACS)
+        self.small_macs = max(SMALL_GEMM_MACS, QUIET_SMALL_GEMM_MACS)
+        return True
+
+    def spin_idle_threads(self) -> bool:
+        """Undo ``quiet_idle_threads``: OpenBLAS's default timeout (2²⁸ cycles) again."""
+        if not self.quiet or not self._set_timeout("28"):
+            return False
+        self.quiet = False
+        self.small_macs = SMALL_GEMM_MACS
         return True
 
 
@@ -112,17 +147,14 @@ class RowSplitter:
     def __init__(self, threads: int):
         self.threads = int(threads)
         self._pool = None
-        self._quieted = False
         self._inside = threading.local()    # set while a thread runs a part: nested calls run inline
 
     def __call__(self, fn, n: int, size: int) -> None:
         if self.threads <= 1 or n < 2 or size < MIN_SPLIT_ELEMENTS or getattr(self._inside, "on", False):
             fn(0, n)
             return
+        blas.quiet_idle_threads()              # cheap when already quiet: notes the time
         if self._pool is None:
-            if not self._quieted:
-                self._quieted = True
-                blas.quiet_idle_threads()
             self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="pygan-cpu")
         k = min(self.threads, n)
         bounds = [n * i // k for i in range(k + 1)]

@@ -32,6 +32,8 @@ class NumpyBackend:
         Small products run on one BLAS thread (cpu_threads.BlasThreads)."""
         t = self._threads
         if t._lib is not None:
+            if t.quiet:
+                t.release_if_idle()
             macs = a.shape[-2] * a.shape[-1] * b.shape[-1] if a.ndim >= 2 and b.ndim >= 2 else 0
             if (1 if macs < t.small_macs else t._default) != t._current:   # (use() inlined: hot)
                 t.use(macs < t.small_macs)
