@@ -104,7 +104,20 @@ def test_thread_counts_are_checked(monkeypatch):
         with pytest.raises(ValueError, match="PYGAN_NUM_THREADS"):
             cpu_threads._default_threads()
     monkeypatch.setenv("PYGAN_NUM_THREADS", "3")
-    assert cpu_threads._default_threads() == 3
+    assert cpu_threads._default_threads(blas_threads=1) == 3
+    monkeypatch.delenv("PYGAN_NUM_THREADS")
+    assert cpu_threads._default_threads(blas_threads=1) == 1       # OPENBLAS_NUM_THREADS=1: one core
+    assert cpu_threads._default_threads(blas_threads=4) == 4
+    assert 1 <= cpu_threads._default_threads(blas_threads=None) <= 8
+
+
+def test_one_blas_thread_means_one_pygan_thread():
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    env.pop("PYGAN_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", "from pygan.backend import cpu_threads as c; print(c.get_num_threads())"],
+                         capture_output=True, text=True, env=env, cwd=os.path.dirname(os.path.dirname(pygan.__file__)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"
 
 
 # --- OpenBLAS's idle threads ----------------------------------------------------------------------

@@ -20,7 +20,8 @@ MIN_SPLIT_ELEMENTS keeps OpenBLAS as it was), once, and only where it can be: an
 exports ``openblas_read_env`` and ``blas_thread_shutdown_``, and a user who did not set
 OPENBLAS_THREAD_TIMEOUT.  Measured on W2 (benchmarks/bench_core.py): 94 → 86 ms a step.
 
-``PYGAN_NUM_THREADS`` sets the number of threads (default: os.cpu_count(), capped at 8);
+``PYGAN_NUM_THREADS`` sets the number of threads (default: the BLAS's own thread count, so
+OPENBLAS_NUM_THREADS=1 keeps all of pygan on one core; without a known BLAS, the cores, ≤ 8);
 ``PYGAN_NUM_THREADS=1`` turns the pool and the OpenBLAS change off.  ``set_num_threads(n)`` does
 the same at run time.
 """
@@ -31,6 +32,8 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
+
+import numpy  # noqa: F401 — loads NumPy's BLAS before BlasThreads looks for it
 
 # Products below this many multiply-adds run on one BLAS thread: a second thread's wake-up costs
 # more than it saves on them. W1's and W4's 256×128×128 products (4.2M) gain from it on a quiet
@@ -47,7 +50,9 @@ QUIET_HOLD_S = 1.0
 MIN_SPLIT_ELEMENTS = 1 << 19
 
 
-def _default_threads() -> int:
+def _default_threads(blas_threads=None) -> int:
+    """PYGAN_NUM_THREADS if set, else as many threads as the BLAS was given (so that
+    OPENBLAS_NUM_THREADS=1 / OMP_NUM_THREADS=1 keep pygan on one core too), else the cores (≤ 8)."""
     env = os.environ.get("PYGAN_NUM_THREADS", "").strip()
     if env:
         try:
@@ -57,6 +62,8 @@ def _default_threads() -> int:
         if n < 1:
             raise ValueError(f"PYGAN_NUM_THREADS={env!r}: expected a positive integer")
         return n
+    if blas_threads:
+        return max(1, int(blas_threads))
     return max(1, min(os.cpu_count() or 1, 8))
 
 
@@ -183,7 +190,7 @@ class RowSplitter:
         self.threads = int(threads)
 
 
-split_rows = RowSplitter(_default_threads())
+split_rows = RowSplitter(_default_threads(blas._default))
 
 
 def set_num_threads(threads: int) -> None:
