@@ -42,6 +42,10 @@ import numpy  # noqa: F401 — loads NumPy's BLAS before BlasThreads looks for i
 # that VM and products up to QUIET_SMALL_GEMM_MACS are faster on the calling thread alone.
 SMALL_GEMM_MACS = 2_000_000
 QUIET_SMALL_GEMM_MACS = 16_000_000
+# OpenBLAS runs a GEMM with m·n·k ≤ 65536·4 on one thread whatever its thread count
+# (interface/gemm.c: SMP_THRESHOLD_MIN · GEMM_MULTITHREAD_THRESHOLD), so pygan does not switch the
+# count for those: W4 switched 16 times a step between its 4.2M products and its tiny ones.
+OPENBLAS_OWN_SINGLE_MACS = 65536 * 4
 # Seconds without split work after which OpenBLAS's threads may spin again (BlasThreads.use).
 QUIET_HOLD_S = 1.0
 
@@ -87,9 +91,12 @@ class BlasThreads:
             libs = ThreadpoolController().select(user_api="blas").lib_controllers
         except Exception:  # noqa: BLE001 — threadpoolctl missing or unable to find the BLAS
             libs = []
+        self.own_single_macs = 0
         if libs:
             self._lib = libs[0]
             self._default = self._current = self._lib.num_threads
+            if self._lib.internal_api == "openblas":
+                self.own_single_macs = OPENBLAS_OWN_SINGLE_MACS
 
     def use(self, small: bool):
         if self._lib is None:

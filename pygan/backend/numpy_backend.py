@@ -35,8 +35,9 @@ class NumpyBackend:
             if t.quiet:
                 t.release_if_idle()
             macs = a.shape[-2] * a.shape[-1] * b.shape[-1] if a.ndim >= 2 and b.ndim >= 2 else 0
-            if (1 if macs < t.small_macs else t._default) != t._current:   # (use() inlined: hot)
-                t.use(macs < t.small_macs)
+            # below own_single_macs the BLAS takes one thread by itself: no switch (each costs ~4 µs)
+            if macs >= t.own_single_macs and (1 if macs < t.small_macs else t._default) != t._current:
+                t.use(macs < t.small_macs)                           # (use() inlined: hot)
         return np.matmul(a, b, out=out)
 
     # --- memory-bound work (pygan.backend.cpu_threads) -----------------------------------
