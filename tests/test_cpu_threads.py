@@ -30,6 +30,16 @@ def forced_split(monkeypatch):
     split_rows.set_threads(before)
 
 
+def _python(code, set_env=(), drop_env=()):
+    """stdout of ``python -c code`` in a fresh process (pygan importable), after the env changes."""
+    env = {k: v for k, v in os.environ.items() if k not in drop_env}
+    env.update(set_env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=os.path.dirname(os.path.dirname(pygan.__file__)))
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
 def _one_thread(fn, *args, **kw):
     before = split_rows.threads
     split_rows.set_threads(1)
@@ -112,12 +122,9 @@ def test_thread_counts_are_checked(monkeypatch):
 
 
 def test_one_blas_thread_means_one_pygan_thread():
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    env.pop("PYGAN_NUM_THREADS", None)
-    out = subprocess.run([sys.executable, "-c", "from pygan.backend import cpu_threads as c; print(c.get_num_threads())"],
-                         capture_output=True, text=True, env=env, cwd=os.path.dirname(os.path.dirname(pygan.__file__)))
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "1"
+    out = _python("from pygan.backend import cpu_threads as c; print(c.get_num_threads())",
+                  set_env={"OPENBLAS_NUM_THREADS": "1"}, drop_env=("PYGAN_NUM_THREADS",))
+    assert out == "1"
 
 
 # --- OpenBLAS's idle threads ----------------------------------------------------------------------
@@ -131,11 +138,7 @@ def test_quieting_openblas_keeps_products_exact_and_moves_the_one_thread_thresho
         "done = ct.blas.quiet_idle_threads()\n"
         "after = a @ b\n"
         "print(done, ct.blas.small_macs, np.array_equal(before, after), ct.blas.quiet_idle_threads())\n")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=os.path.dirname(os.path.dirname(pygan.__file__)))
-    assert out.returncode == 0, out.stderr
-    done, small, same, again = out.stdout.split()
+    done, small, same, again = _python(code, drop_env=("OPENBLAS_THREAD_TIMEOUT",)).split()
     assert same == "True"
     assert again == "False"                         # once per process
     if done == "True":
@@ -161,13 +164,10 @@ def test_openblas_threads_spin_again_after_a_pause_in_split_work_and_sleep_when_
         "out = np.empty((64, 10000)); ct.split_rows(lambda lo, hi: out[lo:hi].fill(1), 64, 10 ** 7)\n"
         "log.append((ct.blas.quiet, os.environ['OPENBLAS_THREAD_TIMEOUT'], bool((out == 1).all())))\n"
         "print(same, log)\n")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=os.path.dirname(os.path.dirname(pygan.__file__)))
-    assert out.returncode == 0, out.stderr
-    if out.stdout.strip() == "unsupported":
+    out = _python(code, drop_env=("OPENBLAS_THREAD_TIMEOUT",))
+    if out == "unsupported":
         pytest.skip("this BLAS is not an OpenBLAS whose idle threads pygan can put to sleep")
-    assert out.stdout.strip() == ("True [(True, '4'), (True, '4'), (False, '28', True), (True, '4', True)]")
+    assert out == ("True [(True, '4'), (True, '4'), (False, '28', True), (True, '4', True)]")
 
 
 def test_a_user_set_thread_timeout_is_left_alone(monkeypatch):
