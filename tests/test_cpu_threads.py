@@ -263,3 +263,15 @@ def test_adam_split_equals_one_thread(forced_split, amsgrad):
         return [p.data for p in ps]
     for a, b in zip(_one_thread(run), run()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_backend_without_split_rows_runs_the_body_in_one_call(monkeypatch):
+    import pygan.backend as B
+
+    class Minimal:                       # a third-party backend that predates split_rows
+        xp = np
+    monkeypatch.setattr(B, "_current", Minimal())
+    monkeypatch.setattr(cpu_threads, "MIN_SPLIT_ELEMENTS", 0)
+    calls = []
+    B.by_rows(lambda s: calls.append(s), np.zeros((8, 3)))
+    assert calls == [Ellipsis]

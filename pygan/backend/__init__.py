@@ -84,10 +84,11 @@ def by_rows(body, x):
     """body(s) for slices s that partition x's first axis — on the CPU's cores with the NumPy
     backend (``split_rows``, pygan.backend.cpu_threads), in one call elsewhere.  For elementwise
     passes whose call on slice s reads and writes only rows s of its arrays."""
-    if x.ndim == 0 or x.size < cpu_threads.MIN_SPLIT_ELEMENTS:
+    split = getattr(_current, "split_rows", None)      # optional in a backend
+    if split is None or x.ndim == 0 or x.size < cpu_threads.MIN_SPLIT_ELEMENTS:
         body(Ellipsis)                         # small: one call, no hand-off (the common case)
     else:
-        _current.split_rows(lambda lo, hi: body(slice(lo, hi)), x.shape[0], x.size)
+        split(lambda lo, hi: body(slice(lo, hi)), x.shape[0], x.size)
 
 
 def available_backends() -> dict:

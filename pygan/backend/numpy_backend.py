@@ -43,7 +43,8 @@ class NumpyBackend:
     # --- memory-bound work (pygan.backend.cpu_threads) -----------------------------------
     split_rows = cpu_threads.split_rows
     """split_rows(fn, n, size): fn(lo, hi) over a partition of [0, n) on the CPU's cores (work of
-    ``size`` elements; small work runs in one call). Every backend has it; layers use it for
+    ``size`` elements; small work runs in one call). Optional in a backend (pygan.backend.by_rows
+    runs the body in one call without it); layers use it, through by_rows, for
     elementwise passes over the batch axis, each call writing only its own rows."""
 
     # --- convolution (filled in by pygan.backend.conv_numpy) ------------------------------
