@@ -275,3 +275,27 @@ def test_a_backend_without_split_rows_runs_the_body_in_one_call(monkeypatch):
     calls = []
     B.by_rows(lambda s: calls.append(s), np.zeros((8, 3)))
     assert calls == [Ellipsis]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_a_working_pool(forced_split):
+    import multiprocessing as mp
+    split_rows.set_threads(2)            # one worker: in the child, the queued part would wait forever
+    out = np.zeros((6, 4))
+    split_rows(lambda lo, hi: out[lo:hi].fill(1), 6, 10 ** 9)      # the parent's pool is running
+    assert split_rows._pool is not None
+
+    def child(q):
+        a = np.zeros((6, 4))
+        split_rows(lambda lo, hi: a[lo:hi].fill(2), 6, 10 ** 9)
+        q.put(float(a.sum()))
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=child, args=(q,))
+    p.start()
+    p.join(timeout=30)
+    alive = p.is_alive()
+    if alive:
+        p.kill()
+    assert not alive, "the child hung on the parent's dead pool threads"
+    assert q.get(timeout=5) == 48.0

@@ -198,6 +198,9 @@ class RowSplitter:
 
 
 split_rows = RowSplitter(_default_threads(blas._default))
+# a forked child has the pool object but not its threads: it starts a fresh pool when it needs one
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: setattr(split_rows, "_pool", None))
 
 
 def set_num_threads(threads: int) -> None:
