@@ -24,7 +24,7 @@ def _save_simple(path, step=3, weight=1.0):
     ckpt.save(path, step=step, config={"name": "x"}, model={"name": "mlp"}, rng={"train": {}},
               G={"0.weight": np.full((2, 3), weight, np.float32)}, D={"0.bias": np.arange(4.0)},
               opt_g={"optimizer": "Adam", "step": step, "0.exp_avg": np.ones(3, np.float32)},
-              opt_d={"optimizer": "SGD", "nesterov": False}, state={"elapsed": 1.5},
+              opt_d={"optimizer": "SGD", "nesterov": False}, state={"lr_factor": 1.5},
               extra={"perm": np.arange(5)})
 
 
@@ -33,7 +33,7 @@ def test_save_then_load_round_trips_every_entry(tmp_path):
     _save_simple(p)
     ck = ckpt.load(p)
     assert ck.step == 3
-    assert ck.config == {"name": "x"} and ck.model == {"name": "mlp"} and ck.state == {"elapsed": 1.5}
+    assert ck.config == {"name": "x"} and ck.model == {"name": "mlp"} and ck.state == {"lr_factor": 1.5}
     np.testing.assert_array_equal(ck.G["0.weight"], np.ones((2, 3), np.float32))
     assert ck.G["0.weight"].dtype == np.float32
     np.testing.assert_array_equal(ck.D["0.bias"], np.arange(4.0))
