@@ -15,10 +15,16 @@ put its idle threads to sleep at once (OPENBLAS_THREAD_TIMEOUT = 4, i.e. 2⁴ cy
 are restarted to pick it up): measured, a large GEMM is no slower, and the copies split over two
 threads run 1.5× faster right after one.  Small products would now pay a sleeping thread's
 wake-up (~0.1-0.2 ms on the 2-core VM), so from then on products under QUIET_SMALL_GEMM_MACS run
-on one BLAS thread.  It is applied when the pool first starts (a process whose arrays never reach
-MIN_SPLIT_ELEMENTS keeps OpenBLAS as it was), once, and only where it can be: an OpenBLAS that
-exports ``openblas_read_env`` and ``blas_thread_shutdown_``, and a user who did not set
+on one BLAS thread.  It holds while the pool is in use — from a split until QUIET_HOLD_S after the
+last one, when OpenBLAS's default returns (a process whose arrays never reach MIN_SPLIT_ELEMENTS
+keeps OpenBLAS as it was) — and only where it can be: an OpenBLAS that exports
+``openblas_read_env`` and ``blas_thread_shutdown_``, and a user who did not set
 OPENBLAS_THREAD_TIMEOUT.  Measured on W2 (benchmarks/bench_core.py): 94 → 86 ms a step.
+
+Restarting OpenBLAS's threads is safe when no other thread is inside a BLAS call at that moment:
+pygan assumes one thread drives it (and NumPy's BLAS) at a time, as a training loop does.  A
+program that runs BLAS from several threads at once should set PYGAN_NUM_THREADS=1 (or its own
+OPENBLAS_THREAD_TIMEOUT, which pygan then leaves alone).
 
 ``PYGAN_NUM_THREADS`` sets the number of threads (default: the BLAS's own thread count, so
 OPENBLAS_NUM_THREADS=1 keeps all of pygan on one core; without a known BLAS, the cores, ≤ 8);
