@@ -506,7 +506,10 @@ _PENALISED_DECAY_EMA = {
     ("r1", "ring-8"): dict(steps=20000, optim_g=_adam(1e-3), optim_d=_adam(1e-3)),   # the GAN recipe's rate
     ("lipschitz", "ring-8"): dict(data_scale=0.1, steps=5000),
     ("sn-hinge", "ring-8"): dict(data_scale=0.25, steps=5000),
-    ("wgan-gp", "grid-25"): dict(data_scale=0.4, steps=5000),
+    # grid-25 at λ = 10 needs capacity: width 128 stalls at 23-24 of 25 modes whatever the rate,
+    # batch, n_critic or length (session-3 pilot sweep); width 256 at twice the rate covers 25
+    ("wgan-gp", "grid-25"): dict(data_scale=0.4, steps=10000, model_args={"width": 256},
+                                 optim_g=_adam(2e-4, (0.0, 0.9)), optim_d=_adam(2e-4, (0.0, 0.9))),
     ("wgan-gp-0.1", "grid-25"): dict(steps=5000),
     ("r1", "grid-25"): dict(steps=60000, lr_decay_start=0.7),      # longer than the GAN recipe
     ("lipschitz", "grid-25"): dict(data_scale=0.4, steps=5000),
