@@ -299,3 +299,12 @@ def test_a_forked_child_gets_a_working_pool(forced_split):
         p.kill()
     assert not alive, "the child hung on the parent's dead pool threads"
     assert q.get(timeout=5) == 48.0
+
+
+@pytest.mark.parametrize("make", [nn.ReLU, lambda: nn.LeakyReLU(0.2)])
+def test_activations_take_0_d_arrays(forced_split, make):
+    layer = make()
+    y = layer(np.array(-2.0))
+    assert y.shape == () and float(y) == (0.0 if isinstance(layer, nn.ReLU) else -0.4)
+    g = layer.backward(np.array(3.0))
+    assert g.shape == () and float(g) == (0.0 if isinstance(layer, nn.ReLU) else pytest.approx(0.6))
