@@ -32,10 +32,16 @@ Run from the repository root:
         --seeds 0 --steps 2000 --jobs 2
     python benchmarks/bench_quality.py --quick          # seconds: a smoke test of the pipeline
     python benchmarks/bench_quality.py --report-only    # rebuild json/md/png from finished runs
+    python benchmarks/bench_quality.py --methods lipschitz-decay-ema --datasets grid-25 --merge
+                                                        # re-run one row, keep the others' figures
 
 Finished runs are reused (a run folder whose checkpoint is at the requested step is not
 trained again; one that stopped earlier is continued with ``pygan train --resume``), so an
-interrupted sweep can simply be started again.
+interrupted sweep can simply be started again. Run folders are not kept in the repository
+(``runs/`` is ignored): ``--merge`` takes every run whose folder is gone from the quality.json
+already in ``--out`` (as scored when it was trained, provided its preset's settings, seed and
+steps are unchanged), so one row can be re-run without training the whole sweep again; the
+figure is then drawn from the runs on disk only, as quality_<dataset>_rerun.png.
 """
 from __future__ import annotations
 
@@ -318,6 +324,14 @@ def markdown(rows: list, meta: dict, runs=(), holdout=()) -> str:
                     for r in runs if r.get("note")})
     short = [m for m in METHODS if m.steps and m.key in meta.get("methods", {})]
     missing = list(dict.fromkeys(os.path.basename(r["run_dir"]) for r in runs if r.get("error")))
+    merged = sorted({r["merged_from"] for r in runs if r.get("merged_from")})
+    if merged:
+        fresh = sorted({f"`{r['preset']}`" for r in runs if not r.get("merged_from") and not r.get("error")})
+        notes.append(("Merged report", f"the runs of {', '.join(fresh) or 'no preset'} were scored now; "
+                      f"every other run is taken from the report of {', '.join(merged)} (`--merge`: its "
+                      f"folder is gone, its preset's settings are unchanged), and its figure panel is in "
+                      f"that report's quality_<dataset>.png; this invocation's runs are drawn in "
+                      f"quality_<dataset>_rerun.png"))
     if short or notes or missing:
         lines += ["## Notes", ""]
     if missing:
@@ -458,6 +472,9 @@ def parse_args(argv=None):
                         "first seed first: a sweep cut short still has one run of each)")
     p.add_argument("--report-only", action="store_true", help="no training: score the runs that exist")
     p.add_argument("--no-figure", action="store_true", help="skip the PNG figures")
+    p.add_argument("--merge", action="store_true",
+                   help="runs whose folders are gone: take them from the quality.json in --out (same "
+                        "preset settings, seed and steps), and report every method, not only --methods")
     return p.parse_args(argv)
 
 
@@ -544,6 +561,8 @@ def main(argv=None) -> int:
         q = r["quality"]
         log(f"{j['name']}: modes {q['modes']}/{q['total_modes']}  HQ {q['hq_percent']:.1f}%  KL {q['kl']:.4f}")
 
+    if args.merge:
+        runs = merge_previous(runs, os.path.join(args.out, "quality.json"), log)
     rows = summarise([r for r in runs if not r.get("holdout")])
     meta_holdout = summarise([r for r in runs if r.get("holdout")])
     meta = {"command": "python benchmarks/bench_quality.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
@@ -553,8 +572,8 @@ def main(argv=None) -> int:
             "git": _git_describe(), "jobs": args.jobs, "quick": quick, "eval_samples": EVAL_SAMPLES, "eval_seed": EVAL_SEED,
             "wall_s_this_invocation": round(wall_total, 1),
             "methods": {m.key: {"label": m.label, "preset": m.preset, "sweep_steps": m.steps} for m in METHODS
-                        if m.key in methods},
-            "presets": {j["preset"]: config.to_dict(config.preset(j["preset"])) for j in jobs},
+                        if m.key in {r["method"] for r in runs}},
+            "presets": {r["preset"]: config.to_dict(config.preset(r["preset"])) for r in runs},
             "published_pacgan4": PUBLISHED, "targets": TARGETS}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "quality.json"), "w", encoding="utf-8") as f:
@@ -563,13 +582,54 @@ def main(argv=None) -> int:
         f.write(markdown(rows, meta, runs, meta_holdout))
     if not args.no_figure:
         for ds in datasets:
-            p = figure(runs, ds, os.path.join(args.out, f"quality_{ds}.png"))
+            on_disk = [r for r in runs if not r.get("merged_from")]
+            name = f"quality_{ds}_rerun.png" if len(on_disk) < len(runs) else f"quality_{ds}.png"
+            p = figure(on_disk, ds, os.path.join(args.out, name))
             if p:
                 log(f"wrote {p}")
     log(f"wrote {os.path.join(args.out, 'quality.json')} and quality.md ({wall_total:.0f} s of training)")
     print(markdown(rows, meta, runs).split("## Reproduce")[0])
     failed = [r for r in runs if "error" in r]
     return 1 if failed else 0
+
+
+def merge_previous(runs: list, path: str, log) -> list:
+    """``runs`` with each one that has no finished folder (``error``) replaced by the same run of
+    the report at ``path`` — same method, dataset, seed, steps and preset settings — and every
+    other run of that report added; a run whose settings changed stays missing."""
+    from pygan import config
+    if not os.path.exists(path):
+        log(f"--merge: no {path}; nothing to merge")
+        return runs
+    with open(path, encoding="utf-8") as f:
+        prev = json.load(f)
+    stamp = f"{prev['meta'].get('date')} at {prev['meta'].get('git')}"
+
+    def key(r):
+        return r["method"], r["dataset"], r["seed"], r.get("holdout", False)
+
+    def same_settings(old):
+        stored = prev["meta"].get("presets", {}).get(old["preset"])
+        return stored == config.to_dict(config.preset(old["preset"]))
+
+    old_by_key = {key(r): r for r in prev.get("runs", []) if r.get("quality")}
+    out, seen = [], set()
+    for r in runs:
+        seen.add(key(r))
+        old = old_by_key.get(key(r))
+        if "error" in r and old and old["steps"] == r["steps"] and same_settings(old):
+            r = {**old, "merged_from": stamp}
+        out.append(r)
+    for k, old in old_by_key.items():
+        if k in seen:
+            continue
+        if old["method"] in METHOD and same_settings(old):
+            out.append({**old, "merged_from": stamp})
+        else:
+            log(f"--merge: left out {old['preset']} seed {old['seed']} (its preset's settings changed)")
+    n = sum(1 for r in out if r.get("merged_from"))
+    log(f"--merge: {n} runs taken from {path} ({stamp})")
+    return out
 
 
 def _git_describe():

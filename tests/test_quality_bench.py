@@ -190,3 +190,39 @@ def test_quality_benchmark_quick_run_writes_json_table_and_figure(tmp_path):
                          "--out", str(out), "--runs-dir", str(runs), "--no-figure"],
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r2.returncode == 0 and "reuse" in r2.stdout
+    # --merge: a run whose folder is gone is taken from the report already there, marked as such
+    import shutil
+    shutil.rmtree(runs / "wgan-gp-ring-8-s0")
+    r3 = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "bench_quality.py"), "--quick",
+                         "--out", str(out), "--runs-dir", str(runs), "--no-figure", "--merge",
+                         "--methods", "nonsaturating-ema"],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r3.returncode == 0, r3.stdout[-3000:] + r3.stderr[-3000:]
+    merged = json.loads((out / "quality.json").read_text())
+    by_method = {x["method"]: x for x in merged["runs"]}
+    assert set(by_method) == {"nonsaturating", "nonsaturating-ema", "wgan-gp"}
+    assert by_method["wgan-gp"]["quality"] == next(x for x in data["runs"] if x["method"] == "wgan-gp")["quality"]
+    assert by_method["wgan-gp"].get("merged_from") and not by_method["nonsaturating-ema"].get("merged_from")
+    assert "wgan-gp-ring-8" in merged["meta"]["presets"]
+    assert "Merged report" in (out / "quality.md").read_text()
+
+
+def test_merge_leaves_out_a_run_whose_preset_settings_changed(tmp_path):
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    try:
+        import bench_quality as bq
+    finally:
+        sys.path.pop(0)
+    run = {"method": "wgan-gp", "dataset": "ring-8", "seed": 0, "holdout": False, "preset": "wgan-gp-ring-8",
+           "steps": 40, "quality": {"modes": 3, "total_modes": 8, "hq_percent": 1.0, "kl": 1.0}}
+    stored = config.to_dict(config.preset("wgan-gp-ring-8"))
+    for settings, kept in ((stored, True), ({**stored, "penalty_weight": 99.0}, False)):
+        path = tmp_path / "quality.json"
+        path.write_text(json.dumps({"meta": {"date": "d", "git": "g", "presets": {"wgan-gp-ring-8": settings}},
+                                    "runs": [run]}))
+        missing = {**run, "error": "no finished run"}
+        missing.pop("quality")
+        out = bq.merge_previous([missing], str(path), lambda msg: None)
+        assert len(out) == 1 and ("quality" in out[0]) == kept and ("error" in out[0]) == (not kept)
+        # and a run of the old report that this invocation did not ask for is added only if unchanged
+        assert len(bq.merge_previous([], str(path), lambda msg: None)) == (1 if kept else 0)
