@@ -55,6 +55,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass
@@ -436,9 +437,10 @@ def figure(runs: list, dataset: str, path: str) -> str | None:
         ax.set_title(f"{label}\n{q['modes']}/{q['total_modes']} modes, {q['hq_percent']:.1f}% HQ, "
                      f"KL {q['kl']:.3f} (seed {r['seed']}, {r['steps']} steps)", fontsize=8)
         ax.tick_params(labelsize=6)
-    fig.suptitle(f"{dataset}: generated (orange) and real (black) points over D's output "
-                 f"(red high, blue low; σ(logit) for sigmoid losses, the raw score otherwise)", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    title = textwrap.fill(f"{dataset}: generated (orange) and real (black) points over D's output (red high, "
+                          f"blue low; σ(logit) for sigmoid losses, the raw score otherwise)", width=int(13 * 4.2 * cols))
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.2 + 0.17 * title.count("\n")) / fig.get_figheight()))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
