@@ -620,13 +620,13 @@ def merge_previous(runs: list, path: str, log) -> list:
         seen.add(key(r))
         old = old_by_key.get(key(r))
         if "error" in r and old and old["steps"] == r["steps"] and same_settings(old):
-            r = {**old, "merged_from": stamp}
+            r = {**old, "merged_from": old.get("merged_from", stamp)}   # the report that scored it
         out.append(r)
     for k, old in old_by_key.items():
         if k in seen:
             continue
         if old["method"] in METHOD and same_settings(old):
-            out.append({**old, "merged_from": stamp})
+            out.append({**old, "merged_from": old.get("merged_from", stamp)})
         else:
             log(f"--merge: left out {old['preset']} seed {old['seed']} (its preset's settings changed)")
     n = sum(1 for r in out if r.get("merged_from"))

@@ -205,6 +205,15 @@ def test_quality_benchmark_quick_run_writes_json_table_and_figure(tmp_path):
     assert by_method["wgan-gp"].get("merged_from") and not by_method["nonsaturating-ema"].get("merged_from")
     assert "wgan-gp-ring-8" in merged["meta"]["presets"]
     assert "Merged report" in (out / "quality.md").read_text()
+    # merged again, a run still names the report that scored it, not the one it was merged into
+    report = json.loads((out / "quality.json").read_text())
+    report["meta"]["date"] = "a later date"
+    (out / "quality.json").write_text(json.dumps(report))
+    r4 = subprocess.run(r3.args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r4.returncode == 0, r4.stdout[-3000:] + r4.stderr[-3000:]
+    again = {x["method"]: x for x in json.loads((out / "quality.json").read_text())["runs"]}
+    assert again["wgan-gp"]["merged_from"] == by_method["wgan-gp"]["merged_from"]
+    assert not again["wgan-gp"]["merged_from"].startswith("a later date")
 
 
 def test_merge_leaves_out_a_run_whose_preset_settings_changed(tmp_path):
