@@ -514,7 +514,7 @@ _PENALISED_DECAY_EMA = {
     ("r1", "grid-25"): dict(steps=60000, lr_decay_start=0.7),      # longer than the GAN recipe
     # the two-sided Lipschitz penalty has a barrier at slope 0 (README): data ×10 removes it; like
     # WGAN-GP it needs width 256 at twice the rate, and 30k G steps to even out the 25 modes (10k
-    # and 20k left one seed in three at 24 of 25, at 14% and 37% HQ; session-4 pilots)
+    # and 20k left one seed in three at 24 of 25, at 13% and 37% HQ on average; session-4 pilots)
     ("lipschitz", "grid-25"): dict(data_scale=0.1, steps=30000, model_args={"width": 256},
                                    optim_g=_adam(2e-4, (0.0, 0.9)), optim_d=_adam(2e-4, (0.0, 0.9))),
     ("sn-hinge", "grid-25"): dict(data_scale=0.25, n_critic=2, steps=20000),

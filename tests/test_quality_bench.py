@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -191,7 +192,6 @@ def test_quality_benchmark_quick_run_writes_json_table_and_figure(tmp_path):
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r2.returncode == 0 and "reuse" in r2.stdout
     # --merge: a run whose folder is gone is taken from the report already there, marked as such
-    import shutil
     shutil.rmtree(runs / "wgan-gp-ring-8-s0")
     r3 = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "bench_quality.py"), "--quick",
                          "--out", str(out), "--runs-dir", str(runs), "--no-figure", "--merge",
