@@ -185,6 +185,17 @@ def test_bias_activation_forward_and_backward(rng, emu, act, shape):
     assert_close(gb, (gy * d).sum(axis=axes), F32, f"bias+{act} bias gradient")
 
 
+def test_bias_activation_refuses_bad_arguments_naming_them(rng, emu):
+    x = f32(rng, 2, 3, 4)
+    with pytest.raises(ValueError, match=r"bias \(4,\) does not match 3 channels of \(2, 3, 4\)"):
+        emu.bias_act_forward(x, f32(rng, 4), "relu")
+    y = emu.bias_act_forward(x, None, "leaky_relu", slope=0.2)
+    with pytest.raises(ValueError, match=r"gy \(2, 3\) and y \(2, 3, 4\) differ"):
+        emu.bias_act_backward(f32(rng, 2, 3), y, "leaky_relu", slope=0.2)
+    with pytest.raises(ValueError, match="needs slope > 0"):
+        emu.bias_act_backward(f32(rng, 2, 3, 4), y, "leaky_relu", slope=0.0)
+
+
 @pytest.mark.parametrize("shape", [(7, 3), (3, 5, 4, 6), (1, 2, 1, 1)])
 def test_batchnorm_reductions(rng, emu, shape):
     x = (f32(rng, *shape) + 1000).astype(np.float32)   # |mean| ≫ std: a one-pass variance would fail

@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .conv_shapes import conv_dims, out_size as _out_size
+from .kernel_shapes import conv_dims, out_size as _out_size
 from .cpu_threads import split_rows
 
 # K = C·kh·kw at or below which the products are done per image (batched matmul, NCHW in and

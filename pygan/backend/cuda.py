@@ -37,7 +37,7 @@ _ACTS = {"identity": 0, "none": 0, None: 0, "relu": 1, "leaky_relu": 2, "tanh": 
 _LOSS = {"softplus": 0, "linear": 1, "hinge": 2, "square": 3}
 
 
-from .conv_shapes import conv_dims  # noqa: E402
+from .kernel_shapes import check_bias_act, check_bias_act_backward, conv_dims, ncs  # noqa: E402
 
 
 class KernelBackend:
@@ -196,21 +196,12 @@ class KernelBackend:
         return self._loss("square", x, 1.0, weight, target)
 
     # --- bias + activation ----------------------------------------------------------------------
-    @staticmethod
-    def _ncs(shape):
-        N = int(shape[0])
-        C = int(shape[1]) if len(shape) > 1 else 1
-        S = int(np.prod(shape[2:], dtype=np.int64)) if len(shape) > 2 else 1
-        return N, C, S
-
     def bias_act_forward(self, x, bias, act, slope=0.01, out=None):
         """y = act(x + bias[c]) for x (N, C, *) and bias (C,) or None; ``out`` may be x (in place)."""
         x = self._f32(x, "bias_act input")
-        N, C, S = self._ncs(x.shape)
         if bias is not None:
             bias = self._f32(bias, "bias")
-            if bias.shape != (C,):
-                raise ValueError(f"bias_act_forward: bias {tuple(bias.shape)} does not match {C} channels of {tuple(x.shape)}")
+        N, C, S = check_bias_act(x.shape, None if bias is None else bias.shape)
         y = self._empty(x.shape) if out is None else self._f32(out, "bias_act output")
         self._k.bias_act_forward(self._ptr(x), 0 if bias is None else self._ptr(bias), self._ptr(y), N, C, S,
                                  _ACTS[act], float(slope), self._stream())
@@ -219,11 +210,7 @@ class KernelBackend:
     def bias_act_backward(self, gy, y, act, slope=0.01, bias_grad=True):
         """(gx = gy·act'(y), gb = Σ_{n,s} gx or None), act' read from the forward output y."""
         gy, y = self._f32(gy, "bias_act output gradient"), self._f32(y, "bias_act output")
-        if gy.shape != y.shape:
-            raise ValueError(f"bias_act_backward: gy {tuple(gy.shape)} and y {tuple(y.shape)} differ")
-        if act == "leaky_relu" and not slope > 0:
-            raise ValueError("bias_act_backward: leaky_relu's derivative is read from y, which needs slope > 0")
-        N, C, S = self._ncs(y.shape)
+        N, C, S = check_bias_act_backward(gy.shape, y.shape, act, slope)
         gx = self._empty(y.shape)
         gb = self._empty(C) if bias_grad else None
         self._k.bias_act_backward(self._ptr(gy), self._ptr(y), self._ptr(gx), 0 if gb is None else self._ptr(gb),
@@ -234,7 +221,7 @@ class KernelBackend:
     def bn_stats(self, x):
         """(mean (C,), biased var (C,)) over all axes but 1 of x (N, C, *); two-pass variance."""
         x = self._f32(x, "batch-norm input")
-        N, C, S = self._ncs(x.shape)
+        N, C, S = ncs(x.shape)
         mean, var = self._empty(C), self._empty(C)
         self._k.bn_stats(self._ptr(x), self._ptr(mean), self._ptr(var), N, C, S, self._stream())
         return mean, var
@@ -243,7 +230,7 @@ class KernelBackend:
         """(Σ gy, Σ gy·(x − mean)·invstd) per channel of (N, C, *); docs/gradients.md#batchnorm."""
         gy, x = self._f32(gy, "batch-norm output gradient"), self._f32(x, "batch-norm input")
         mean, invstd = self._f32(mean, "mean"), self._f32(invstd, "invstd")
-        N, C, S = self._ncs(x.shape)
+        N, C, S = ncs(x.shape)
         a, b = self._empty(C), self._empty(C)
         self._k.bn_backward_reduce(self._ptr(gy), self._ptr(x), self._ptr(mean), self._ptr(invstd), self._ptr(a),
                                    self._ptr(b), N, C, S, self._stream())

@@ -37,7 +37,7 @@ __all__ = ["XpBackend", "CupyBackend", "csrc_dir", "nvrtc_source", "kernel_signa
            "RAW_KERNEL_ARGS"]
 
 
-from .conv_shapes import conv_dims  # noqa: E402
+from .kernel_shapes import check_bias_act, check_bias_act_backward, conv_dims, ncs  # noqa: E402
 
 
 # =============================================================================================
@@ -436,20 +436,12 @@ class CupyBackend(XpBackend):
             raise TypeError(f"cupy backend: {what} is {a.dtype}, but pygan's csrc kernels are float32 only")
         return a if a.flags.c_contiguous else cp.ascontiguousarray(a)
 
-    @staticmethod
-    def _ncs(shape):
-        N = int(shape[0])
-        C = int(shape[1]) if len(shape) > 1 else 1
-        return N, C, math.prod(int(s) for s in shape[2:])
-
     def bias_act_forward(self, x, bias, act, slope=0.01, out=None):
         """y = act(x + bias[c]) for x (N, C, *) (csrc/kernels/bias_act.cu); ``out`` may be x."""
         x = self._f32(x, "bias_act input")
-        N, C, S = self._ncs(x.shape)
         if bias is not None:
             bias = self._f32(bias, "bias")
-            if bias.shape != (C,):
-                raise ValueError(f"bias_act_forward: bias {tuple(bias.shape)} does not match {C} channels of {tuple(x.shape)}")
+        N, C, S = check_bias_act(x.shape, None if bias is None else bias.shape)
         y = self.xp.empty_like(x) if out is None else self._f32(out, "bias_act output")
         if x.size:
             self._launch("bias_act_fwd", _grid(x.size, 4096), (x, bias, y, x.size, C, S, _ACTS[act], slope))
@@ -458,11 +450,7 @@ class CupyBackend(XpBackend):
     def bias_act_backward(self, gy, y, act, slope=0.01, bias_grad=True):
         """(gx = gy·act'(y), gb = Σ_{n,s} gx or None)."""
         gy, y = self._f32(gy, "bias_act output gradient"), self._f32(y, "bias_act output")
-        if gy.shape != y.shape:
-            raise ValueError(f"bias_act_backward: gy {tuple(gy.shape)} and y {tuple(y.shape)} differ")
-        if act == "leaky_relu" and not slope > 0:
-            raise ValueError("bias_act_backward: leaky_relu's derivative is read from y, which needs slope > 0")
-        N, C, S = self._ncs(y.shape)
+        N, C, S = check_bias_act_backward(gy.shape, y.shape, act, slope)
         gx = self.xp.empty_like(y)
         gb = self.xp.empty(C, dtype=np.float32) if bias_grad else None
         if y.size:
@@ -476,7 +464,7 @@ class CupyBackend(XpBackend):
     def bn_stats(self, x):
         """(mean (C,), biased var (C,)) per channel of x (N, C, *), two-pass variance."""
         x = self._f32(x, "batch-norm input")
-        N, C, S = self._ncs(x.shape)
+        N, C, S = ncs(x.shape)
         mean, var = self.xp.empty(C, dtype=np.float32), self.xp.empty(C, dtype=np.float32)
         if C:
             self._launch("bn_stats_kernel", C, (x, mean, var, N, C, S))
@@ -486,7 +474,7 @@ class CupyBackend(XpBackend):
         """(Σ gy, Σ gy·(x − mean)·invstd) per channel of (N, C, *)."""
         gy, x = self._f32(gy, "batch-norm output gradient"), self._f32(x, "batch-norm input")
         mean, invstd = self._f32(mean, "mean"), self._f32(invstd, "invstd")
-        N, C, S = self._ncs(x.shape)
+        N, C, S = ncs(x.shape)
         a, b = self.xp.empty(C, dtype=np.float32), self.xp.empty(C, dtype=np.float32)
         if C:
             self._launch("bn_backward_reduce_kernel", C, (gy, x, mean, invstd, a, b, N, C, S))
