@@ -25,7 +25,6 @@ import hashlib
 import http.client
 import os
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -33,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+
+from .checkpoint import atomic_write
 
 __all__ = [
     "ring", "grid", "swiss_roll", "gaussian_mixture_1d", "gaussian_mixture_1d_pdf",
@@ -501,8 +502,8 @@ def download(url: str, dest, sha256: str, timeout: float = 60.0, progress: bool 
     """Download ``url`` to the file ``dest`` and verify its SHA-256; returns ``dest``.
 
     The bytes go to a temporary file in dest's folder (created if needed), hashed while they
-    arrive; only if the hash equals ``sha256`` is the file renamed onto ``dest`` (atomically,
-    ``os.replace``), so ``dest`` never holds a partial or unverified file. If ``dest`` already
+    arrive; only if the hash equals ``sha256`` is the file renamed onto ``dest`` (atomically:
+    ``checkpoint.atomic_write``), so ``dest`` never holds a partial or unverified file. If ``dest`` already
     exists with the right hash nothing is downloaded.
 
     Raises :class:`ChecksumError` (a ``ValueError``) naming the file, the expected and the
@@ -514,13 +515,11 @@ def download(url: str, dest, sha256: str, timeout: float = 60.0, progress: bool 
     dest = os.fspath(dest)
     if os.path.isfile(dest) and _sha256_file(dest) == expected:
         return dest
-    folder = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(dest) + ".", suffix=".part")
-    try:
+
+    def fetch(out):      # into atomic_write's temporary file: an error here leaves dest as it was
         h = hashlib.sha256()
         got = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             total = resp.headers.get("Content-Length")
             while True:
                 block = resp.read(1 << 20)
@@ -531,8 +530,6 @@ def download(url: str, dest, sha256: str, timeout: float = 60.0, progress: bool 
                 got += len(block)
                 if progress:
                     print(f"\r{os.path.basename(dest)}: {got:,} / {total or '?'} bytes", end="", flush=True)
-            out.flush()
-            os.fsync(out.fileno())
         if progress:
             print()
         if total is not None and got != int(total):
@@ -541,13 +538,8 @@ def download(url: str, dest, sha256: str, timeout: float = 60.0, progress: bool 
         if actual != expected:
             raise ChecksumError(f"SHA-256 mismatch for {dest!r} downloaded from {url}: expected "
                                 f"{expected}, got {actual} ({got} bytes); the file was not saved")
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+
+    atomic_write(dest, fetch)
     return dest
 
 
