@@ -87,14 +87,15 @@ def gradient_penalty(D, real, fake, lam: float = 10.0, alpha=None, rng=None, tar
     return value
 
 
-def r1_penalty(D, x, gamma: float = 10.0):
-    """R1 (Mescheder et al. 2018): P = (γ/2) · E ‖∇ₓD(x)‖² on real x (on generated x it is R2).
+def r1_penalty(D, real, gamma: float = 10.0):
+    """R1 (Mescheder et al. 2018): P = (γ/2) · E ‖∇ₓD(x)‖² at x = ``real`` (given generated
+    samples instead, it is R2).
 
     Returns P and adds ∂P/∂θ_D into D's grads.  u = ∂P/∂gᵢ = (γ/N) gᵢ.
     docs/gradients.md#r1-penalty
     """
-    n = x.shape[0]
-    g, ones = _input_gradient(D, x)
+    n = real.shape[0]
+    g, ones = _input_gradient(D, real)
     value = float(0.5 * gamma * (g.reshape(n, -1) ** 2).sum(axis=1).mean())
     _add_directional_grad(D, g * g.dtype.type(gamma / n), ones)
     return value

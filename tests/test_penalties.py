@@ -24,12 +24,13 @@ def test_r1_penalty_theta_gradient_matches_finite_differences(rng, act):
     gradcheck.check_penalty(penalties.r1_penalty, D, rng.standard_normal((4, 3)), gamma=10.0).raise_if_failed()
 
 
-@pytest.mark.parametrize("one_sided", [False, True])
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=str)
-def test_lipschitz_penalty_theta_gradient_matches_finite_differences(rng, act, one_sided):
+def test_lipschitz_penalty_theta_gradient_matches_finite_differences(rng, act):
+    """Two-sided, on a default-initialised critic (slope < 1: the penalty pulls it up); the
+    one-sided form is 0 there and is tested on steepened critics below."""
     D = mlp_critic(ACTIVATIONS[act])
     real, fake = rng.standard_normal((6, 3)), rng.standard_normal((6, 3))
-    gradcheck.check_penalty(penalties.lipschitz_penalty, D, real, fake, lam=3.0, one_sided=one_sided,
+    gradcheck.check_penalty(penalties.lipschitz_penalty, D, real, fake, lam=3.0,
                             t=rng.random((6, 2))).raise_if_failed()
 
 
@@ -197,3 +198,175 @@ def test_kept_signals_are_dropped_by_the_next_forward(rng):
     D.backward_jvp(None, ones)
     for p, g in zip(D.parameters(), stale):
         assert_close(p.grad, g, 1e-13, "θ-gradient")
+
+
+# --- convolutional critics: every activation, every penalty; PyTorch's double backward -------------
+
+PENALTIES = ["gp", "r1", "lipschitz", "lipschitz-one-sided"]
+
+
+def conv_critic(nn_, act, first):
+    """first (2→3 channels, 5×5 input) → act → Conv2d(3→2, k3 s2 p1) → act → Flatten → Linear → 1.
+    ``nn_`` is pygan.nn or torch.nn (same class names, argument orders and parameter names)."""
+    if first == "conv":
+        head = nn_.Conv2d(2, 3, 3, stride=2, padding=1)                   # 5×5 → 3×3 → 2×2
+    else:
+        head = nn_.ConvTranspose2d(2, 3, 2, stride=1, padding=1)          # 5×5 → 4×4 → 2×2
+    a = {"ReLU": nn_.ReLU, "LeakyReLU": lambda: nn_.LeakyReLU(0.2), "Tanh": nn_.Tanh,
+         "Sigmoid": nn_.Sigmoid}[act]
+    return nn_.Sequential(head, a(), nn_.Conv2d(3, 2, 3, stride=2, padding=1), a(), nn_.Flatten(),
+                          nn_.Linear(8, 1))
+
+
+def _steep(D, real, fake, t):
+    """Scale the last layer so that the critic's largest difference quotient over the pairs of
+    ``t`` is 3: the one-sided Lipschitz penalty is then non-zero (on a default-initialised critic
+    it is 0, which would prove nothing)."""
+    bshape = (-1,) + (1,) * (real.ndim - 1)
+    e1, e2 = t[:, 0].reshape(bshape), t[:, 1].reshape(bshape)
+    y1, y2 = e1 * real + (1 - e1) * fake, e2 * real + (1 - e2) * fake
+    n = real.shape[0]
+    dt = next(iter(D.parameters())).data.dtype
+    diff = (D(y1.astype(dt)) - D(y2.astype(dt))).reshape(n)
+    q = np.abs(diff) / np.linalg.norm((y1 - y2).reshape(n, -1), axis=1)
+    list(D)[-1].weight.data[...] *= 3.0 / q.max()   # the last layer is Linear: q scales with it
+    return D
+
+
+def _pygan_penalty(kind, D, real, fake, alpha, t, lam):
+    if kind == "gp":
+        return penalties.gradient_penalty(D, real, fake, lam=lam, alpha=alpha)
+    if kind == "r1":
+        return penalties.r1_penalty(D, real=real, gamma=lam)
+    return penalties.lipschitz_penalty(D, real, fake, lam=lam, one_sided=kind.endswith("one-sided"), t=t)
+
+
+def _torch_penalty(torch, kind, TD, real, fake, alpha, t, lam):
+    """The same penalty the usual way: torch.autograd.grad(create_graph=True) where it needs ∇ₓD."""
+    r, f = torch.from_numpy(real), torch.from_numpy(fake)
+    bshape = (-1,) + (1,) * (real.ndim - 1)
+    if kind in ("gp", "r1"):
+        a = torch.from_numpy(alpha).reshape(bshape)
+        x = (a * r + (1 - a) * f if kind == "gp" else r.clone()).requires_grad_(True)
+        (g,) = torch.autograd.grad(TD(x).sum(), x, create_graph=True)
+        norms2 = (g.reshape(g.shape[0], -1) ** 2).sum(1)
+        p = lam * ((norms2.sqrt() - 1) ** 2).mean() if kind == "gp" else 0.5 * lam * norms2.mean()
+    else:
+        tt = torch.from_numpy(t)
+        e1, e2 = tt[:, 0].reshape(bshape), tt[:, 1].reshape(bshape)
+        y1, y2 = e1 * r + (1 - e1) * f, e2 * r + (1 - e2) * f
+        out = TD(torch.cat([y1, y2])).reshape(-1)
+        n = real.shape[0]
+        q = (out[:n] - out[n:]).abs() / (y1 - y2).reshape(n, -1).norm(dim=1)
+        excess = (q - 1).clamp(min=0) if kind.endswith("one-sided") else q - 1
+        p = lam * (excess ** 2).mean()
+    p.backward()
+    return float(p.detach())
+
+
+def _conv_problem(rng, act, first, kind):
+    D = conv_critic(nn, act, first)
+    n = 3
+    real, fake = rng.standard_normal((n, 2, 5, 5)), rng.standard_normal((n, 2, 5, 5))
+    alpha, t = rng.random(n), rng.random((n, 2))
+    if kind == "lipschitz-one-sided":
+        _steep(D, real, fake, t)
+    return D, real, fake, alpha, t
+
+
+@pytest.mark.parametrize("kind", PENALTIES)
+@pytest.mark.parametrize("first", ["conv", "convT"])
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=str)
+def test_penalties_through_conv_critics_match_finite_differences(rng, act, first, kind):
+    D, real, fake, alpha, t = _conv_problem(rng, act, first, kind)
+    # steepened, the critic's last weights reach ~500 (Sigmoid) and D(y₁) − D(y₂) cancels ~10 bits
+    # of D's value: a step of 1e-4 keeps that rounding out of the difference quotient (the
+    # penalty is piecewise quadratic in those weights, so the larger step costs no truncation)
+    eps = 1e-4 if kind == "lipschitz-one-sided" else gradcheck.EPS
+    report = gradcheck.check_penalty(lambda m: _pygan_penalty(kind, m, real, fake, alpha, t, 3.0), D, eps=eps)
+    report.raise_if_failed()
+    D64 = D.to(np.float64)
+    D64.zero_grad()
+    value = _pygan_penalty(kind, D64, real, fake, alpha, t, 3.0)
+    assert value > 0 and any(np.abs(p.grad).max() > 0 for p in D64.parameters())  # not vacuous
+
+
+@pytest.mark.parametrize("one_sided", [False, True])
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=str)
+def test_lipschitz_penalty_on_a_steep_mlp_critic_is_nonzero_and_matches_finite_differences(rng, act, one_sided):
+    """The default-initialised MLP of the test above is 1-Lipschitz already (the one-sided penalty
+    is 0 there); scaled up, both forms have work to do."""
+    real, fake, t = rng.standard_normal((6, 3)), rng.standard_normal((6, 3)), rng.random((6, 2))
+    D = _steep(mlp_critic(ACTIVATIONS[act]), real, fake, t)
+    gradcheck.check_penalty(penalties.lipschitz_penalty, D, real, fake, lam=3.0, one_sided=one_sided,
+                            t=t).raise_if_failed()
+    D64 = D.to(np.float64)
+    D64.zero_grad()
+    assert penalties.lipschitz_penalty(D64, real, fake, lam=3.0, one_sided=one_sided, t=t) > 0
+    assert any(np.abs(p.grad).max() > 0 for p in D64.parameters())
+
+
+def _assert_equals_torch(torch, D, TD, kind, real, fake, alpha, t, lam=10.0, also=()):
+    TD.load_state_dict({k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in D.state_dict().items()})
+    D.zero_grad()
+    TD.zero_grad()
+    v = _pygan_penalty(kind, D, real, fake, alpha, t, lam)
+    tv = _torch_penalty(torch, kind, TD, real, fake, alpha, t, lam)
+    assert tv > 0 and abs(v - tv) <= 1e-10 * tv, (v, tv)      # (> 0: the comparison is not vacuous)
+    tgrads = {n: q.grad for n, q in TD.named_parameters()}
+    for n, p in D.named_parameters():
+        want = tgrads[n].numpy() if tgrads[n] is not None else np.zeros(p.grad.shape)
+        assert_close(p.grad, want, 1e-10, f"{kind} ∂P/∂{n}")
+    tstate = TD.state_dict()
+    for k in also:                      # buffers the penalty's forward updates (spectral norm's u, v)
+        assert_close(D.state_dict()[k], tstate[k].numpy(), 1e-10, k)
+
+
+@pytest.mark.parametrize("kind", PENALTIES)
+@pytest.mark.parametrize("first", ["conv", "convT"])
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=str)
+def test_penalties_through_conv_critics_equal_torch_double_backward(rng, act, first, kind):
+    torch = torch_or_skip()
+    D, real, fake, alpha, t = _conv_problem(rng, act, first, kind)
+    D = D.to(np.float64)
+    TD = conv_critic(torch.nn, act, first).double()
+    _assert_equals_torch(torch, D, TD, kind, real, fake, alpha, t)
+
+
+@pytest.mark.parametrize("kind", PENALTIES)
+def test_penalties_through_a_layernorm_critic_equal_torch_double_backward(rng, kind):
+    torch = torch_or_skip()
+
+    def build(nn_):
+        return nn_.Sequential(nn_.Linear(3, 6), nn_.LayerNorm(6), nn_.Tanh(), nn_.Linear(6, 1))
+    D = build(nn).to(np.float64)
+    D[1].weight.data[...] = rng.uniform(0.5, 1.5, 6)
+    D[1].bias.data[...] = rng.uniform(-0.5, 0.5, 6)
+    real, fake, alpha, t = rng.standard_normal((5, 3)), rng.standard_normal((5, 3)), rng.random(5), rng.random((5, 2))
+    if kind == "lipschitz-one-sided":
+        _steep(D, real, fake, t)
+    _assert_equals_torch(torch, D, build(torch.nn).double(), kind, real, fake, alpha, t)
+
+
+@pytest.mark.parametrize("kind", PENALTIES)
+def test_penalties_through_a_spectral_norm_critic_equal_torch_double_backward(rng, kind):
+    """Linear, Conv2d and ConvTranspose2d under spectral norm, in train mode: the penalty's one
+    forward does one power iteration on both sides; u, v are then constants of the step."""
+    torch = torch_or_skip()
+    from pygan.nn.spectral_norm import spectral_norm
+
+    def build(nn_, sn):   # a plain last layer: σ-normalised layers alone could not be steepened
+        return nn_.Sequential(sn(nn_.ConvTranspose2d(2, 3, 2, stride=1, padding=1)), nn_.LeakyReLU(0.2),
+                              sn(nn_.Conv2d(3, 2, 3, stride=2, padding=1)), nn_.Tanh(), nn_.Flatten(),
+                              sn(nn_.Linear(8, 4)), nn_.Tanh(), nn_.Linear(4, 1))
+    D = build(nn, spectral_norm).to(np.float64)
+    TD = build(torch.nn, torch.nn.utils.spectral_norm).double()
+    real, fake, alpha, t = (rng.standard_normal((3, 2, 5, 5)), rng.standard_normal((3, 2, 5, 5)),
+                            rng.random(3), rng.random((3, 2)))
+    if kind == "lipschitz-one-sided":
+        for _ in range(30):         # converge u, v first: σ's estimate then holds through the step
+            D(real)
+        _steep(D.eval(), real, fake, t).train()
+    buffers = [k for k in D.state_dict() if k.endswith(("weight_u", "weight_v"))]
+    assert len(buffers) == 6
+    _assert_equals_torch(torch, D, TD, kind, real, fake, alpha, t, also=buffers)

@@ -1,4 +1,5 @@
-"""Elementwise activations.  Derivations: docs/gradients.md#activations.
+"""Elementwise activations.  Derivations: docs/gradients.md#activations; their tangent and
+its adjoint (jvp, backward_jvp, with φ″): docs/gradients.md#second-order.
 
 Each keeps only what its backward needs: ReLU/LeakyReLU the sign mask of x, Tanh and Sigmoid
 their output y (their derivatives are functions of y).

@@ -1,4 +1,5 @@
-"""Sequential: forward through the layers in order, backward in reverse."""
+"""Sequential: forward through the layers in order, backward in reverse; tangents forward and
+their adjoint in reverse, reusing the input-gradient pass's signals (docs/gradients.md#second-order)."""
 from __future__ import annotations
 
 from .module import Module

@@ -1,5 +1,6 @@
 """2-D convolution and transposed convolution.  Derivations: docs/gradients.md#conv2d and
-docs/gradients.md#convtranspose2d.
+docs/gradients.md#convtranspose2d; under a penalty (jvp, backward_jvp):
+docs/gradients.md#second-order.
 
 Both layers go through the backend's three kernels (``get_backend()``):
 

@@ -1,4 +1,5 @@
-"""Inverted dropout.  Derivation: docs/gradients.md#dropout."""
+"""Inverted dropout.  Derivation: docs/gradients.md#dropout; under a penalty (jvp,
+backward_jvp): docs/gradients.md#other-layers-under-a-penalty."""
 from __future__ import annotations
 
 import numpy as np

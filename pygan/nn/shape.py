@@ -1,4 +1,5 @@
-"""Reshaping layers: Flatten and Unflatten (PyTorch semantics).  docs/gradients.md#flatten-and-unflatten.
+"""Reshaping layers: Flatten and Unflatten (PyTorch semantics).  docs/gradients.md#flatten-and-unflatten;
+under a penalty (jvp, backward_jvp): docs/gradients.md#other-layers-under-a-penalty.
 
 Both are views when the input is contiguous; backward reshapes gy back to the input's shape.
 """
