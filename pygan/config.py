@@ -556,6 +556,24 @@ def _presets():
                              steps=4000, sample_every=1000, checkpoint_every=1000, **img)
     p["cgan-digits"] = dict(name="cgan-digits", model="cgan-8", model_args={"width": 32}, data="digits",
                             steps=4000, sample_every=1000, checkpoint_every=1000, **img)
+    # the constrained critics of Q1/Q2 on the digits, each with its authors' settings (D without
+    # BatchNorm where a penalty or spectral norm needs a critic that treats samples independently;
+    # WGAN's clipping keeps the DCGAN critic, BatchNorm included, as Arjovsky et al. did)
+    digits = dict(model="dcgan-8", data="digits", sample_every=500, checkpoint_every=500, **img)
+    per_sample = {"width": 32, "batchnorm_in_d": False}
+    wgan_adam = dict(loss="wasserstein", n_critic=5, optim_g=_adam(1e-4, (0.0, 0.9)),
+                     optim_d=_adam(1e-4, (0.0, 0.9)))
+    p["wgan-digits"] = dict(name="wgan-digits", model_args={"width": 32}, loss="wasserstein", clip=0.01,
+                            n_critic=5, optim_g=OptimConfig("rmsprop", lr=5e-5),
+                            optim_d=OptimConfig("rmsprop", lr=5e-5), steps=2000, **digits)
+    p["wgan-gp-digits"] = dict(name="wgan-gp-digits", model_args=per_sample, penalty="gp",
+                               penalty_weight=10.0, steps=2000, **wgan_adam, **digits)
+    p["lipschitz-digits"] = dict(name="lipschitz-digits", model_args=per_sample, penalty="lipschitz",
+                                 penalty_weight=10.0, steps=2000, **wgan_adam, **digits)
+    p["r1-digits"] = dict(name="r1-digits", model_args=per_sample, penalty="r1", penalty_weight=10.0,
+                          steps=4000, **digits)
+    p["sn-hinge-digits"] = dict(name="sn-hinge-digits", model_args={**per_sample, "spectral_norm": True},
+                                loss="hinge", steps=4000, **digits)
     for kind in ("mnist", "fashion"):
         p[f"dcgan-{kind}"] = dict(name=f"dcgan-{kind}", model="dcgan-28", data=kind,
                                   data_folder=f"data/{kind}", steps=5000, sample_every=500,

@@ -157,6 +157,25 @@ def test_conditional_model_with_penalty(tmp_path, penalty):
     assert r["penalty"] > 0 and np.isfinite(r["d_loss"])
 
 
+@pytest.mark.parametrize("preset", ["wgan-digits", "wgan-gp-digits", "lipschitz-digits", "r1-digits",
+                                    "sn-hinge-digits"])
+def test_constrained_critic_presets_on_the_digits_train(tmp_path, preset):
+    """Each Q1/Q2 critic also has a digits preset (FIDs: benchmarks/results/digits_penalties.md)."""
+    pytest.importorskip("sklearn")
+    cfg = config.replace(config.preset(preset), {"model_args.width": 4, "batch_size": 8, "n_critic": 1,
+                                                 "steps": 2})
+    t = Trainer(cfg, tmp_path, progress=False)
+    r = t.train_step()
+    assert np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"])
+    D = t.model.D
+    if cfg.penalty != "none":
+        assert r["penalty"] > 0
+    if cfg.clip:
+        assert all(np.abs(p.data).max() <= cfg.clip for p in D.parameters())
+    if cfg.model_args.get("spectral_norm"):
+        assert any(k.endswith("weight_u") for k in D.state_dict())
+
+
 def test_penalty_with_batchnorm_critic_is_a_clear_config_error(tmp_path):
     pytest.importorskip("sklearn")
     cfg = config.replace(config.preset("dcgan-digits"), {"model_args.width": 4, "penalty": "gp"})
