@@ -157,8 +157,8 @@ def test_conditional_model_with_penalty(tmp_path, penalty):
     assert r["penalty"] > 0 and np.isfinite(r["d_loss"])
 
 
-@pytest.mark.parametrize("preset", ["wgan-digits", "wgan-gp-digits", "lipschitz-digits", "r1-digits",
-                                    "sn-hinge-digits"])
+@pytest.mark.parametrize("preset", ["wgan-digits", "wgan-gp-digits", "lipschitz-digits", "lipschitz-one-sided-digits",
+                                    "r1-digits", "sn-hinge-digits"])
 def test_constrained_critic_presets_on_the_digits_train(tmp_path, preset):
     """Each Q1/Q2 critic also has a digits preset (FIDs: benchmarks/results/digits_penalties.md)."""
     pytest.importorskip("sklearn")
@@ -168,7 +168,7 @@ def test_constrained_critic_presets_on_the_digits_train(tmp_path, preset):
     r = t.train_step()
     assert np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"])
     D = t.model.D
-    if cfg.penalty != "none":
+    if cfg.penalty not in ("none", "lipschitz-one-sided"):   # one-sided: 0 while D's slope is < 1
         assert r["penalty"] > 0
     if cfg.clip:
         assert all(np.abs(p.data).max() <= cfg.clip for p in D.parameters())
