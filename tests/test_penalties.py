@@ -281,7 +281,8 @@ def test_penalties_through_conv_critics_match_finite_differences(rng, act, first
     D, real, fake, alpha, t = _conv_problem(rng, act, first, kind)
     # steepened, the critic's last weights reach ~500 (Sigmoid) and D(y₁) − D(y₂) cancels ~10 bits
     # of D's value: a step of 1e-4 keeps that rounding out of the difference quotient (the
-    # penalty is piecewise quadratic in those weights, so the larger step costs no truncation)
+    # penalty is piecewise quadratic in those weights, so there the larger step costs no
+    # truncation; in the inner layers' weights its truncation stays far below 1e-6)
     eps = 1e-4 if kind == "lipschitz-one-sided" else gradcheck.EPS
     report = gradcheck.check_penalty(lambda m: _pygan_penalty(kind, m, real, fake, alpha, t, 3.0), D, eps=eps)
     report.raise_if_failed()
@@ -294,8 +295,8 @@ def test_penalties_through_conv_critics_match_finite_differences(rng, act, first
 @pytest.mark.parametrize("one_sided", [False, True])
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=str)
 def test_lipschitz_penalty_on_a_steep_mlp_critic_is_nonzero_and_matches_finite_differences(rng, act, one_sided):
-    """The default-initialised MLP of the test above is 1-Lipschitz already (the one-sided penalty
-    is 0 there); scaled up, both forms have work to do."""
+    """The default-initialised MLP of the test above has slope < 1 between these pairs (the
+    one-sided penalty is 0 there); steepened, both forms have work to do."""
     real, fake, t = rng.standard_normal((6, 3)), rng.standard_normal((6, 3)), rng.random((6, 2))
     D = _steep(mlp_critic(ACTIVATIONS[act]), real, fake, t)
     gradcheck.check_penalty(penalties.lipschitz_penalty, D, real, fake, lam=3.0, one_sided=one_sided,
