@@ -32,8 +32,7 @@ def _cmd_gradcheck(args) -> int:
             print(report)
             print()
         else:
-            worst = max((e.max_rel for e in report.entries), default=0.0)
-            print(f"ok    {report.title:<58} worst rel err {worst:.1e}")
+            print(f"ok    {report.title:<58} {report.summary()}")
     print(f"\n{n_ok} passed, {n_fail} failed")
     return 1 if n_fail else 0
 

@@ -44,6 +44,12 @@ class Entry:
     def ok(self) -> bool:
         return bool(np.isfinite(self.max_abs) and (self.max_rel <= self.rtol or self.max_abs <= self.atol))
 
+    @property
+    def at_floor(self) -> bool:
+        """Passed only because its absolute error is below the rounding floor ``atol`` (the
+        gradient is ~0, so its relative error says nothing)."""
+        return self.ok and self.max_rel > self.rtol
+
 
 @dataclass
 class Report:
@@ -68,10 +74,19 @@ class Report:
         lines = [self.title, f"  {'gradient':<{w}}  {'checked':>7}  {'max abs err':>11}  {'max rel err':>11}  ok"]
         for e in self.entries:
             lines.append(f"  {e.name:<{w}}  {e.n_checked:>7}  {e.max_abs:>11.2e}  {e.max_rel:>11.2e}  "
-                         f"{'yes' if e.ok else 'NO'}")
+                         f"{('yes*' if e.at_floor else 'yes') if e.ok else 'NO'}")
         if not self.entries:
             lines.append("  (nothing checked)")
+        if any(e.at_floor for e in self.entries):
+            lines.append("  * a ~0 gradient: its absolute error is below the rounding floor 10·u·max|f|/ε")
         return "\n".join(lines)
+
+    def summary(self) -> str:
+        """One line: the worst relative error, and how many rows passed at the rounding floor."""
+        worst = max((e.max_rel for e in self.entries if not e.at_floor), default=0.0)
+        floor = sum(e.at_floor for e in self.entries)
+        return f"worst rel err {worst:.1e}" + (f" ({floor} ~0 gradient{'s' * (floor > 1)} at the rounding floor)"
+                                              if floor else "")
 
     def raise_if_failed(self):
         if not self.ok:

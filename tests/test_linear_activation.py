@@ -39,6 +39,18 @@ def test_gradcheck_catches_a_wrong_backward(rng):
     assert not gradcheck.check_module(WrongLinear(3, 4), rng.standard_normal((2, 3))).ok
 
 
+def test_a_gradient_at_the_rounding_floor_is_reported_as_such():
+    """A ~0 gradient passes on its absolute error (below 10·u·max|f|/ε); its relative error (1.0:
+    the analytic value is exactly 0) is kept out of the summary, which says it passed that way."""
+    r = gradcheck.Report("demo", [gradcheck.Entry("w", 4, 2e-10, 3e-8, 1e-6),
+                                  gradcheck.Entry("b", 1, 1e-10, 1.0, 1e-6, atol=4e-9)])
+    assert r.ok and r.entries[1].at_floor and not r.entries[0].at_floor
+    assert r.summary() == "worst rel err 3.0e-08 (1 ~0 gradient at the rounding floor)"
+    assert "yes*" in str(r) and "rounding floor" in str(r)
+    bad = gradcheck.Entry("b", 1, 1e-8, 1.0, 1e-6, atol=4e-9)
+    assert not bad.ok and not bad.at_floor
+
+
 def test_mlp_backward_matches_finite_differences(rng):
     m = nn.Sequential(nn.Linear(3, 16), nn.LeakyReLU(0.2), nn.Linear(16, 16), nn.Tanh(),
                       nn.Linear(16, 1), nn.Sigmoid())
