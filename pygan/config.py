@@ -556,9 +556,10 @@ def _presets():
                              steps=4000, sample_every=1000, checkpoint_every=1000, **img)
     p["cgan-digits"] = dict(name="cgan-digits", model="cgan-8", model_args={"width": 32}, data="digits",
                             steps=4000, sample_every=1000, checkpoint_every=1000, **img)
-    # the constrained critics of Q1/Q2 on the digits, each with its authors' settings (D without
-    # BatchNorm where a penalty or spectral norm needs a critic that treats samples independently;
-    # WGAN's clipping keeps the DCGAN critic, BatchNorm included, as Arjovsky et al. did)
+    # the constrained critics of Q1/Q2 on the digits (D without BatchNorm where a penalty or
+    # spectral norm needs a critic that treats samples independently; WGAN's clipping keeps the
+    # DCGAN critic, BatchNorm included, as Arjovsky et al. did): WGAN's and WGAN-GP's authors'
+    # optimizers for those two and the Lipschitz penalties, the GAN's for R1
     digits = dict(model="dcgan-8", data="digits", sample_every=500, checkpoint_every=500, **img)
     per_sample = {"width": 32, "batchnorm_in_d": False}
     critic_adam = dict(n_critic=5, optim_g=_adam(1e-4, (0.0, 0.9)), optim_d=_adam(1e-4, (0.0, 0.9)))
@@ -573,7 +574,7 @@ def _presets():
                                  penalty_weight=10.0, steps=2000, **wgan_adam, **digits)
     p["r1-digits"] = dict(name="r1-digits", model_args=per_sample, penalty="r1", penalty_weight=10.0,
                           steps=4000, **digits)
-    # Miyato et al.'s setting B (Adam 1e-4, (0, 0.9), 5 D steps): FID 2.05 (seed 0, 4k G steps);
+    # WGAN-GP's optimizer (Adam 1e-4, (0, 0.9), 5 D steps): FID 2.05 (seed 0, 4k G steps);
     # at the GAN's Adam(2e-4, (0.5, 0.999)) 1 D step gave 10.0 and 2 D steps 6.2 (the trainer's
     # own evaluation at the end of a seed-0 pilot)
     p["sn-hinge-digits"] = dict(name="sn-hinge-digits", model_args={**per_sample, "spectral_norm": True},
