@@ -114,7 +114,6 @@ def main(argv=None):
     print("numpy (CPU, BLAS):")
     report("numpy", [(n, w, u, time_cpu(f, max(3, args.repeat // 4))) for n, w, u, f in cases(NumpyBackend(), np, rng)])
 
-    gpu_rows = []
     try:
         import cupy
         ndev = cupy.cuda.runtime.getDeviceCount()

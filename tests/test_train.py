@@ -12,7 +12,6 @@ import time
 import numpy as np
 import pytest
 
-import pygan
 from pygan import checkpoint as ckpt
 from pygan import config, losses, penalties
 from pygan.config import ConfigError
