@@ -472,14 +472,22 @@ def _toy(name, data, **kw):
     return base
 
 
-def _wgan(name, data):      # Arjovsky et al.: clipping 0.01, RMSProp 5e-5, n_critic 5
-    return _toy(name, data, loss="wasserstein", clip=0.01, n_critic=5,
-                optim_g=OptimConfig("rmsprop", lr=5e-5), optim_d=OptimConfig("rmsprop", lr=5e-5))
+def _wgan_settings():      # Arjovsky et al.: clipping 0.01, RMSProp 5e-5, n_critic 5
+    return dict(loss="wasserstein", clip=0.01, n_critic=5, optim_g=OptimConfig("rmsprop", lr=5e-5),
+                optim_d=OptimConfig("rmsprop", lr=5e-5))
 
 
-def _wgan_gp(name, data, lam):   # Gulrajani et al.: λ = 10, n_critic 5, Adam(1e-4, (0, 0.9))
-    return _toy(name, data, loss="wasserstein", penalty="gp", penalty_weight=lam, n_critic=5,
-                optim_g=_adam(1e-4, (0.0, 0.9)), optim_d=_adam(1e-4, (0.0, 0.9)), steps=10000)
+def _critic_adam():         # Gulrajani et al.'s training: n_critic 5, Adam(1e-4, (0, 0.9)) for G and D
+    return dict(n_critic=5, optim_g=_adam(1e-4, (0.0, 0.9)), optim_d=_adam(1e-4, (0.0, 0.9)))
+
+
+def _wgan(name, data):
+    return _toy(name, data, **_wgan_settings())
+
+
+def _wgan_gp(name, data, lam):   # Gulrajani et al.: λ = 10
+    return _toy(name, data, loss="wasserstein", penalty="gp", penalty_weight=lam, steps=10000,
+                **_critic_adam())
 
 
 # The Q1/Q2 recipe per data set: a constant learning rate, then a linear decay over the last
@@ -543,8 +551,7 @@ def _presets():
         p[f"{data}-decay-ema"] = _toy(f"{data}-decay-ema", data, ema_decay=0.999, lr_decay="linear",
                                       **_DECAY_EMA[data])
         p[f"lipschitz-{data}"] = _toy(f"lipschitz-{data}", data, loss="wasserstein", penalty="lipschitz",
-                                      penalty_weight=10.0, n_critic=5, steps=10000,
-                                      optim_g=_adam(1e-4, (0.0, 0.9)), optim_d=_adam(1e-4, (0.0, 0.9)))
+                                      penalty_weight=10.0, steps=10000, **_critic_adam())
     for (method, data, *variant), kw in _PENALISED_DECAY_EMA.items():
         name = "-".join([method, *variant, data, "decay-ema"])
         p[name] = {**p[f"{method}-{data}"], "name": name, "ema_decay": 0.999, "lr_decay": "linear",
@@ -562,23 +569,19 @@ def _presets():
     # optimizers for those two and the Lipschitz penalties, the GAN's for R1
     digits = dict(model="dcgan-8", data="digits", sample_every=500, checkpoint_every=500, **img)
     per_sample = {"width": 32, "batchnorm_in_d": False}
-    critic_adam = dict(n_critic=5, optim_g=_adam(1e-4, (0.0, 0.9)), optim_d=_adam(1e-4, (0.0, 0.9)))
-    wgan_adam = dict(loss="wasserstein", **critic_adam)
-    p["wgan-digits"] = dict(name="wgan-digits", model_args={"width": 32}, loss="wasserstein", clip=0.01,
-                            n_critic=5, optim_g=OptimConfig("rmsprop", lr=5e-5),
-                            optim_d=OptimConfig("rmsprop", lr=5e-5), steps=2000, **digits)
-    p["wgan-gp-digits"] = dict(name="wgan-gp-digits", model_args=per_sample, penalty="gp",
-                               penalty_weight=10.0, steps=2000, **wgan_adam, **digits)
-    for lp in ("lipschitz", "lipschitz-one-sided"):
-        p[f"{lp}-digits"] = dict(name=f"{lp}-digits", model_args=per_sample, penalty=lp,
-                                 penalty_weight=10.0, steps=2000, **wgan_adam, **digits)
+    p["wgan-digits"] = dict(name="wgan-digits", model_args={"width": 32}, steps=2000, **_wgan_settings(),
+                            **digits)
+    for pen in ("gp", "lipschitz", "lipschitz-one-sided"):
+        name = f"{'wgan-gp' if pen == 'gp' else pen}-digits"
+        p[name] = dict(name=name, model_args=per_sample, loss="wasserstein", penalty=pen, penalty_weight=10.0,
+                       steps=2000, **_critic_adam(), **digits)
     p["r1-digits"] = dict(name="r1-digits", model_args=per_sample, penalty="r1", penalty_weight=10.0,
                           steps=4000, **digits)
     # WGAN-GP's optimizer (Adam 1e-4, (0, 0.9), 5 D steps): FID 2.05 (seed 0, 4k G steps);
     # at the GAN's Adam(2e-4, (0.5, 0.999)) 1 D step gave 10.0 and 2 D steps 6.2 (the trainer's
     # own evaluation at the end of a seed-0 pilot)
     p["sn-hinge-digits"] = dict(name="sn-hinge-digits", model_args={**per_sample, "spectral_norm": True},
-                                loss="hinge", steps=4000, **critic_adam, **digits)
+                                loss="hinge", steps=4000, **_critic_adam(), **digits)
     for kind in ("mnist", "fashion"):
         p[f"dcgan-{kind}"] = dict(name=f"dcgan-{kind}", model="dcgan-28", data=kind,
                                   data_folder=f"data/{kind}", steps=5000, sample_every=500,

@@ -503,8 +503,8 @@ def download(url: str, dest, sha256: str, timeout: float = 60.0, progress: bool 
 
     The bytes go to a temporary file in dest's folder (created if needed), hashed while they
     arrive; only if the hash equals ``sha256`` is the file renamed onto ``dest`` (atomically:
-    ``checkpoint.atomic_write``), so ``dest`` never holds a partial or unverified file. If ``dest`` already
-    exists with the right hash nothing is downloaded.
+    ``checkpoint.atomic_write``), so ``dest`` never holds a partial or unverified file. If
+    ``dest`` already exists with the right hash nothing is downloaded.
 
     Raises :class:`ChecksumError` (a ``ValueError``) naming the file, the expected and the
     actual hash on a mismatch, and ``urllib.error.URLError`` / ``OSError`` when the download
