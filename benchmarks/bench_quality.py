@@ -4,7 +4,7 @@
 Each (method, dataset, seed) is one ordinary ``pygan train`` run in a child process (so the
 row's command reproduces it exactly), with OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = 1 so that
 ``--jobs`` children do not fight over the cores. Each final model is then scored on 2,500
-samples in the data's original coordinates with ``pygan.metrics.mode_metrics`` — exactly
+samples in the data's original coordinates with ``pygan.evaluation.metrics.mode_metrics`` — exactly
 ``pygan eval RUN --json`` (evaluation generator seed 0):
 
 * high quality (HQ) = within 3 std of the nearest mean; % HQ = 100·#HQ / 2,500;
@@ -129,10 +129,10 @@ def child_env():
 
 
 def run_steps(method: Method, dataset: str, override: int | None) -> int:
-    from pygan import config
+    from pygan.training import presets
     if override is not None:
         return int(override)
-    return int(method.steps or config.preset(method.preset.format(data=dataset)).steps)
+    return int(method.steps or presets.preset(method.preset.format(data=dataset)).steps)
 
 
 def train_argv(preset: str, seed: int, out: str, steps: int, quick: bool) -> list:
@@ -150,7 +150,7 @@ def reproduce_cmd(preset, seed, out, steps, quick) -> str:
 
 
 def checkpoint_step(run_dir: str):
-    from pygan import checkpoint as ckpt
+    from pygan.training import checkpoint as ckpt
     try:
         return ckpt.load(run_dir).step
     except ckpt.CheckpointError:
@@ -201,9 +201,9 @@ def train_one(job: dict, log) -> dict:
 
 def score(run_dir: str, ema: bool = True) -> dict:
     """``pygan eval RUN --json``: 2,500 samples, evaluation generator seed 0, original coordinates."""
-    from pygan.train import evaluate, load_run
+    from pygan.training import TASKS, load_run
     model, cfg, ck = load_run(run_dir, ema=ema)
-    q = evaluate(model, cfg, n=EVAL_SAMPLES, rng=np.random.default_rng(EVAL_SEED))
+    q = TASKS[cfg.kind].evaluate_model(model, cfg, n=EVAL_SAMPLES, rng=np.random.default_rng(EVAL_SEED))
     return {"step": ck.step, **q}
 
 
@@ -345,12 +345,12 @@ def markdown(rows: list, meta: dict, runs=(), holdout=()) -> str:
         lines.append(f"* {name}: {note}")
     if short or notes or missing:
         lines.append("")
-    from pygan import config
-    presets = []
+    from pygan.training import presets as registry
+    names = []
     for r in rows:
-        if r["preset"] not in presets:
-            presets.append(r["preset"])
-    scaled = [(p, config.preset(p)) for p in presets]
+        if r["preset"] not in names:
+            names.append(r["preset"])
+    scaled = [(p, registry.preset(p)) for p in names]
     scaled = [(p, c) for p, c in scaled if c.data_scale != 1 and (c.penalty != "none" or
                                                                   c.model_args.get("spectral_norm"))]
     if scaled:
@@ -371,7 +371,7 @@ def markdown(rows: list, meta: dict, runs=(), holdout=()) -> str:
             lines.append(f"* `{p}` (S = {S:g}): {eff}")
         lines.append("")
     lines += ["## Presets", "", "`pygan presets` (the sweep's step counts are in the tables):", ""]
-    lines += [f"* `{p}`: {config.preset(p).describe().rsplit('; batch', 1)[0]}" for p in presets]
+    lines += [f"* `{p}`: {registry.preset(p).describe().rsplit('; batch', 1)[0]}" for p in names]
     lines.append("")
     lines += ["## Reproduce a row", "",
               "Each seed's run is one `pygan train` command followed by `pygan eval` on its folder "
@@ -388,8 +388,8 @@ def markdown(rows: list, meta: dict, runs=(), holdout=()) -> str:
 
 
 def _preset_steps(m):
-    from pygan import config
-    return config.preset(m.preset.format(data="ring-8")).steps
+    from pygan.training import presets
+    return presets.preset(m.preset.format(data="ring-8")).steps
 
 
 def _ms_from(r, key, fmt):
@@ -400,7 +400,7 @@ def _ms_from(r, key, fmt):
 
 def figure(runs: list, dataset: str, path: str) -> str | None:
     """One panel per method (its lowest seed): D's surface, real points, 2,500 generated points."""
-    from pygan.train import Trainer
+    from pygan.training import Trainer
     rs = {}
     for r in sorted(runs, key=lambda r: r["seed"]):
         if r["dataset"] == dataset and r.get("quality") and r["method"] not in rs:
@@ -482,7 +482,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from pygan import config
+    from pygan.training import config, presets
     quick = args.quick
     methods = args.methods or (QUICK["methods"] if quick else [m.key for m in METHODS])
     datasets = args.datasets or (QUICK["datasets"] if quick else list(DATASETS))
@@ -504,7 +504,7 @@ def main(argv=None) -> int:
             m = METHOD[key]
             src = METHOD[m.raw_of] if m.raw_of else m
             preset, run_preset = m.preset.format(data=ds), src.preset.format(data=ds)
-            cfg = config.preset(run_preset)
+            cfg = presets.preset(run_preset)
             steps = run_steps(src, ds, steps_override)
             for seed in seeds + [h for h in holdout if key in holdout_methods]:
                 out = os.path.join(runs_dir, f"{run_preset}-s{seed}")
@@ -575,7 +575,7 @@ def main(argv=None) -> int:
             "wall_s_this_invocation": round(wall_total, 1),
             "methods": {m.key: {"label": m.label, "preset": m.preset, "sweep_steps": m.steps} for m in METHODS
                         if m.key in {r["method"] for r in runs}},
-            "presets": {r["preset"]: config.to_dict(config.preset(r["preset"])) for r in runs},
+            "presets": {r["preset"]: config.to_dict(presets.preset(r["preset"])) for r in runs},
             "published_pacgan4": PUBLISHED, "targets": TARGETS}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "quality.json"), "w", encoding="utf-8") as f:
@@ -599,7 +599,7 @@ def merge_previous(runs: list, path: str, log) -> list:
     """``runs`` with each one that has no finished folder (``error``) replaced by the same run of
     the report at ``path`` — same method, dataset, seed, steps and preset settings — and every
     other run of that report added; a run whose settings changed stays missing."""
-    from pygan import config
+    from pygan.training import config, presets
     if not os.path.exists(path):
         log(f"--merge: no {path}; nothing to merge")
         return runs
@@ -612,7 +612,7 @@ def merge_previous(runs: list, path: str, log) -> list:
 
     def same_settings(old):
         stored = prev["meta"].get("presets", {}).get(old["preset"])
-        return stored == config.to_dict(config.preset(old["preset"]))
+        return stored == config.to_dict(presets.preset(old["preset"]))
 
     old_by_key = {key(r): r for r in prev.get("runs", []) if r.get("quality")}
     out, seen = [], set()
@@ -647,12 +647,12 @@ def _git_describe():
 
 
 def _stored_config(run_dir):
-    from pygan import checkpoint as ckpt
+    from pygan.training import checkpoint as ckpt
     return ckpt.load(run_dir).config
 
 
 def _stored_state(run_dir):
-    from pygan import checkpoint as ckpt
+    from pygan.training import checkpoint as ckpt
     return ckpt.load(run_dir).state
 
 

@@ -20,10 +20,10 @@ _EXIT_DIVERGED = 1
 
 
 def _cmd_gradcheck(args) -> int:
-    from . import gradcheck_suite
+    from .gradcheck import suite
 
     n_ok = n_fail = 0
-    for report in gradcheck_suite.run(sections=tuple(args.sections), seed=args.seed):
+    for report in suite.run(sections=tuple(args.sections), seed=args.seed):
         if report.ok:
             n_ok += 1
         else:
@@ -52,7 +52,7 @@ def _cmd_info(args) -> int:
 
 # flag -> (config key, type); None as the value means "not given"
 _TRAIN_FLAGS = [
-    ("--model", "model", str, "model name (mlp, dcgan-8, cgan-8, dcgan-28, cgan-28)"),
+    ("--model", "model", str, "model name (mlp, dcgan-8, cgan-8, dcgan-28, cgan-28; vae-8, cvae-8, ae-8, …)"),
     ("--data", "data", str, "ring-8, grid-25, swiss-roll, mixture-1d, digits, mnist, fashion"),
     ("--data-folder", "data_folder", str, "folder with the MNIST / Fashion-MNIST IDX files"),
     ("--loss", "loss", str, "minimax, nonsaturating, wasserstein, least_squares, hinge"),
@@ -60,18 +60,23 @@ _TRAIN_FLAGS = [
     ("--penalty-weight", "penalty_weight", float, "λ of gp / lipschitz, γ of r1"),
     ("--clip", "clip", float, "WGAN weight clipping c (0 = none)"),
     ("--n-critic", "n_critic", int, "D steps per G step"),
-    ("--steps", "steps", int, "number of G steps (with --resume: the new total)"),
+    ("--beta", "beta", float, "KL weight β of a VAE"),
+    ("--steps", "steps", int, "number of steps (with --resume: the new total)"),
     ("--batch", "batch_size", int, "batch size"),
-    ("--lr", "optim.lr", float, "learning rate of both optimizers"),
+    ("--lr", "optim.lr", float, "learning rate (a GAN: of both optimizers)"),
     ("--lr-g", "optim_g.lr", float, "G's learning rate"),
     ("--lr-d", "optim_d.lr", float, "D's learning rate"),
     ("--seed", "seed", int, "seed of initialisation and training"),
     ("--eval-every", "eval_every", int, "quality metrics every N steps (0 = at the end)"),
     ("--sample-every", "sample_every", int, "samples and plots every N steps (0 = at the end)"),
     ("--checkpoint-every", "checkpoint_every", int, "checkpoint every N steps (0 = at the end)"),
-    ("--log-every", "log_every", int, "a log line every N steps"),
-    ("--backend", "backend", str, "array backend (numpy)"),
+    ("--log-every", "log_every", int, "a log line (and gradient norms) every N steps"),
+    ("--backend", "backend", str, "array backend (numpy, cupy, cuda, cuda-emu)"),
 ]
+
+#: what a family does not have, for the message when a flag of another family is given
+_KIND_NOTES = {"vae": "one network, one optimizer, no adversarial loss",
+               "gan": "a generator and a discriminator, each with its own optimizer"}
 
 
 def _dest(flag):
@@ -79,7 +84,7 @@ def _dest(flag):
 
 
 def _resolve_config(args):
-    from . import config
+    from .training import config, presets
 
     what = args.what
     if args.config:
@@ -87,23 +92,28 @@ def _resolve_config(args):
             raise config.ConfigError(f"give either a preset/config file ({what!r}) or --config, not both")
         what = args.config
     if what is None:
-        cfg = config.preset(config.DEFAULT_PRESET)
-    elif what.endswith(".toml") or os.path.isfile(what):
+        cfg = presets.preset(presets.DEFAULT_PRESET)
+    elif what.endswith(".toml") or os.path.exists(what):
         cfg = config.load(what)
     else:
-        cfg = config.preset(what)
+        cfg = presets.preset(what)
+    own = config.fields_of(cfg.kind)
     overrides = {}
     for flag, key, _, _ in _TRAIN_FLAGS:
         v = getattr(args, _dest(flag))
-        if v is not None:
-            overrides[key] = v
+        if v is None:
+            continue
+        head = key.partition(".")[0]
+        if head not in own and not (head == "optim" and cfg.kind == "gan"):
+            raise config.ConfigError(f"{flag} does not apply to a {cfg.kind.upper()} ({cfg.name}: "
+                                     f"{_KIND_NOTES[cfg.kind]})")
+        overrides[key] = v
     for item in args.set or []:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise config.ConfigError(f"--set expects KEY=VALUE (e.g. optim_d.lr=1e-4), got {item!r}")
         overrides[key.strip()] = value
-    cfg = config.replace(cfg, overrides)
-    return config.validate(cfg)
+    return config.validate(config.replace(cfg, overrides))
 
 
 def _report_divergence(e):
@@ -117,34 +127,24 @@ def _report_divergence(e):
 
 
 def _cmd_train(args) -> int:
-    from . import config, vae_trainer
-    from .train import Trainer, TrainingDiverged
+    from .training import ConfigError, Trainer, TrainingDiverged, config
+    from .training.loop import RESUMABLE
 
     if args.list:
         return _cmd_presets(args)
     if args.resume:
-        free = ("--steps", "--eval-every", "--sample-every", "--checkpoint-every", "--log-every")
+        free = ["--" + k.replace("_", "-") for k in RESUMABLE]
         given = [flag for flag, _, _, _ in _TRAIN_FLAGS if flag not in free and getattr(args, _dest(flag)) is not None]
         given += ["--set"] if args.set else []
         given += [args.what] if args.what else []
         given += ["--config"] if args.config else []
         given += ["--out"] if args.out else []
-        given += ["--beta"] if args.beta is not None else []
         if given:
-            raise config.ConfigError(f"--resume continues a run with its own configuration; "
-                                     f"only --steps and the intervals may change (got {', '.join(given)})")
+            raise ConfigError(f"--resume continues a run with its own configuration; "
+                              f"only --steps and the intervals may change (got {', '.join(given)})")
         intervals = {_dest(f): getattr(args, _dest(f)) for f in free[1:] if getattr(args, _dest(f)) is not None}
-        cls = vae_trainer.VAETrainer if vae_trainer.is_vae_run(args.resume) else Trainer
-        trainer = cls.resume(args.resume, steps=args.steps, intervals=intervals, progress=args.progress)
-    elif vae_trainer.is_vae_target(args.config or args.what):
-        cfg = vae_trainer.resolve_config(args, _TRAIN_FLAGS)
-        if args.print_config:
-            print(vae_trainer.to_toml(cfg), end="")
-            return 0
-        trainer = vae_trainer.VAETrainer.new(cfg, out=args.out, overwrite=args.overwrite, progress=args.progress)
+        trainer = Trainer.resume(args.resume, steps=args.steps, intervals=intervals, progress=args.progress)
     else:
-        if args.beta is not None:
-            raise config.ConfigError("--beta is the KL weight of a VAE preset (pygan presets lists them)")
         cfg = _resolve_config(args)
         if args.print_config:
             print(config.to_toml(cfg), end="")
@@ -165,38 +165,23 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_presets(args) -> int:
-    from . import config, vae_trainer
+    from .training import presets
 
-    for name in config.presets():
-        print(f"{name:<24} {config.preset(name).describe()}")
-    for name in vae_trainer.presets():
-        print(f"{name:<24} {vae_trainer.preset(name).describe()}")
+    for name in presets.presets():
+        print(f"{name:<36} {presets.preset(name).describe()}")
     return 0
 
 
 # --- sample / eval ------------------------------------------------------------------------------
 
-def _load(load_run, args):
-    """load_run(RUN), with G's raw weights instead of its EMA when --no-ema is given."""
-    if getattr(args, "no_ema", False):
-        try:
-            return load_run(args.run, ema=False)
-        except TypeError:  # a VAE run: there is no EMA to leave out
-            pass
-    return load_run(args.run)
-
-
 def _cmd_sample(args) -> int:
     import numpy as np
 
-    from . import plots, vae_trainer
+    from . import plots
+    from .evaluation import generate, interpolate_latents
+    from .training import load_run
 
-    if vae_trainer.is_vae_run(args.run):
-        from .vae_trainer import generate, interpolate_latents, load_run
-    else:
-        from .train import generate, interpolate_latents, load_run
-
-    model, cfg, ck = _load(load_run, args)
+    model, cfg, ck = load_run(args.run, ema=not args.no_ema)
     rng = np.random.default_rng(args.seed)
     nc = getattr(model, "num_classes", 0)
     out = args.out or os.path.join(os.path.dirname(ck.path), "interpolation.png" if args.interpolate else "sample.png")
@@ -223,7 +208,7 @@ def _cmd_sample(args) -> int:
             labels = np.arange(n, dtype=np.int64) % nc
     else:
         labels = None
-    x = generate(model, n, rng, labels=labels, z=None if z is None else _to_backend(z))
+    x = generate(model, n, rng, labels=labels, z=z)
     if cfg.is_toy:
         x = x * cfg.data_scale
     title = f"{cfg.name} — step {ck.step}"
@@ -233,15 +218,15 @@ def _cmd_sample(args) -> int:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         np.save(out, x)
     elif cfg.is_toy:
-        from .train import make_data
-        source = make_data(cfg)
-        real = source.reference(1000, np.random.default_rng(1))
+        from .data import toy
+        dist = toy(cfg.data)
+        real = dist.sample(1000, np.random.default_rng(1), np.float64)
         if x.shape[1] == 1:
             plots.histogram_1d(x, out, real=real, title=title)
         elif args.interpolate:
             plots.interpolation_paths(x.reshape(args.rows, args.steps, -1), out, real=real, title=title)
         else:
-            plots.scatter_2d(x, out, real=real, title=title, means=source.dist.means)
+            plots.scatter_2d(x, out, real=real, title=title, means=dist.means)
     else:
         nrow = args.steps if args.interpolate else (nc if nc and args.label is None else None)
         plots.image_grid(x, out, nrow=nrow, title=title)
@@ -250,24 +235,14 @@ def _cmd_sample(args) -> int:
     return 0
 
 
-def _to_backend(z):
-    from .backend import get_backend
-    return get_backend().xp.asarray(z)
-
-
 def _cmd_eval(args) -> int:
     import numpy as np
 
-    from . import vae_trainer
-    from .train import format_quality, judge_module
+    from .evaluation import format_quality
+    from .training import TASKS, load_run
 
-    if vae_trainer.is_vae_run(args.run):
-        from .vae_trainer import evaluate, load_run
-    else:
-        from .train import evaluate, load_run
-
-    model, cfg, ck = _load(load_run, args)
-    q = evaluate(model, cfg, n=args.n, rng=np.random.default_rng(args.seed))
+    model, cfg, ck = load_run(args.run, ema=not args.no_ema)
+    q = TASKS[cfg.kind].evaluate_model(model, cfg, n=args.n, rng=np.random.default_rng(args.seed))
     if args.json:
         print(json.dumps({"run": ck.path, "step": ck.step, **q}))
         return 0
@@ -275,12 +250,8 @@ def _cmd_eval(args) -> int:
     print(f"{cfg.name} at step {ck.step} ({ck.path}), {n} samples:")
     if q:
         print(f"  {format_quality(q)}")
-    elif cfg.is_toy:
-        print(f"  {cfg.data} has no modes to score")
-    elif judge_module() is None:
-        print("  no image quality metrics in this installation (they come with pygan.judge)")
     else:
-        print("  pygan.judge returned nothing")
+        print(f"  {cfg.data} has no modes to score")
     return 0
 
 
@@ -303,7 +274,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run")
     for flag, _, typ, help_ in _TRAIN_FLAGS:
         p.add_argument(flag, type=typ, default=None, help=help_)
-    p.add_argument("--beta", type=float, default=None, help="KL weight β of a VAE preset (vae-digits, …)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any config field, dotted for tables: optim_d.betas=[0,0.9], "
                         "model_args.width=32, loss_args.a=-1 (repeatable)")
@@ -332,8 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("eval", help="quality figures of a trained run",
-                       description="Toy data: modes / % high-quality / KL (WORKLOADS.md Q1, Q2); "
-                                   "images: the figures of pygan.judge where it is installed.")
+                       description="Toy data: modes / % high-quality / KL (benchmarks/WORKLOADS.md Q1, Q2); "
+                                   "images: the judge's Fréchet distance (and class accuracy).")
     p.add_argument("run", help="run folder or checkpoint .npz")
     p.add_argument("--no-ema", action="store_true", help="score G's raw weights in a run that keeps an EMA of G")
     p.add_argument("--n", type=int, default=None, help="samples (default: the run's eval_samples, 2,500)")
@@ -356,9 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .train import RunFolderError
+    from .training import CheckpointError, ConfigError, RunFolderError
 
     args = build_parser().parse_args(argv)
     try:

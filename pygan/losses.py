@@ -51,12 +51,14 @@ __all__ = ["Loss", "Minimax", "NonSaturating", "Wasserstein", "Hinge", "LeastSqu
 
 
 class NonFiniteLoss(FloatingPointError):
-    """A loss term came out NaN or inf; ``.loss`` and ``.term`` say which."""
+    """A loss term came out NaN or inf; ``.loss`` and ``.term`` say which, ``.value`` is what
+    it came out as (nan, inf or -inf)."""
 
-    def __init__(self, message, loss=None, term=None):
+    def __init__(self, message, loss=None, term=None, value=float("nan")):
         super().__init__(message)
         self.loss = loss
         self.term = term
+        self.value = float(value)
 
 
 # --- fused kernels: one pass over the logits gives the value and the gradient ------------------
@@ -211,7 +213,7 @@ class Loss:
                    if n_nan or n_inf else
                    f"the {what} are finite (|max| = {float(xp.abs(x).max()):.3g}) but the {x.dtype} "
                    f"arithmetic overflowed")
-            raise NonFiniteLoss(f"{self.describe()}.{term} is {value}: {why}", self.name, term)
+            raise NonFiniteLoss(f"{self.describe()}.{term} is {value}: {why}", self.name, term, value)
         return result
 
 
@@ -443,7 +445,7 @@ class CrossEntropy:
             why = (f"the logits contain {n_bad} NaN/inf of {z.size} values" if n_bad else
                    f"the logits are finite (|max| = {float(xp.abs(z).max()):.3g}) but the {z.dtype} "
                    f"arithmetic overflowed")
-            raise NonFiniteLoss(f"{self.describe()} is {value}: {why}", self.name, "value")
+            raise NonFiniteLoss(f"{self.describe()} is {value}: {why}", self.name, "value", value)
         return value, p
 
     def _check(self, logits, labels):

@@ -77,28 +77,22 @@ def _scalars(rec: dict) -> dict:
 
 
 def _trainer(name, mnist_folder, run_dir):
+    from pygan.training import Trainer, config, presets
     over = {"steps": STEPS, "eval_every": 0, "sample_every": 0, "checkpoint_every": 0, "log_every": 1000}
     if name.endswith("-mnist"):
         over["data_folder"] = mnist_folder
-    if name in VAE_PRESETS:
-        from pygan import vae_trainer
-        return vae_trainer.VAETrainer(vae_trainer.validate(vae_trainer.replace(vae_trainer.preset(name), over)),
-                                      run_dir)
-    from pygan import config
-    from pygan.train import Trainer
-    return Trainer(config.validate(config.replace(config.preset(name), over)), run_dir)
+    return Trainer(config.validate(config.replace(presets.preset(name), over)), run_dir)
 
 
 def _state(t) -> dict:
     out = {}
-    model = t.model
-    nets = (("G", model.G), ("D", model.D)) if hasattr(model, "D") else (("G", model),)
-    for which, mod in nets:
-        out.update({f"{which}.{k}": v for k, v in mod.state_dict().items()})
-    opts = (("opt_g", t.opt_g), ("opt_d", t.opt_d)) if hasattr(t, "opt_d") else (("opt", t.opt),)
-    for which, opt in opts:
+    for which, mod in t.task.modules().items():
+        out.update({f"{'G' if which == 'model' else which}.{k}": v for k, v in mod.state_dict().items()})
+    for which, opt in t.task.optimizers().items():
+        which = {"opt": "opt"}.get(which, which)
         out.update({f"{which}.{k}": v for k, v in opt.state_dict().items() if not isinstance(v, dict)})
-    for i, e in enumerate(getattr(t, "ema", None) or []):
+    ema = getattr(t.task, "ema", None)
+    for i, e in enumerate(ema.values if ema is not None else []):
         out[f"ema.{i}"] = e
     return out
 

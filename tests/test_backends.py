@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import pygan
-from pygan import gradcheck_suite, losses
+from pygan import losses
+from pygan.gradcheck import suite as gradcheck_suite
 
 BACKENDS = [b for b in ("cuda-emu", "cupy", "cuda")]
 LAYER_CASES = list(gradcheck_suite._layer_cases(np.random.default_rng(0)))

@@ -8,23 +8,22 @@ import zipfile
 import numpy as np
 import pytest
 
-from pygan import checkpoint as ckpt
-from pygan import config
-from pygan.train import Trainer, load_run
+from pygan import files
+from pygan.training import Trainer, checkpoint as ckpt, config, load_run, presets
 
 
 def _tiny(**over):
-    cfg = config.replace(config.preset("ring-8"), {
+    cfg = config.replace(presets.preset("ring-8"), {
         "model_args.width": 8, "model_args.depth": 2, "batch_size": 16, "steps": 4, "eval_every": 0,
         "sample_every": 0, "checkpoint_every": 0, "log_every": 1000, "eval_samples": 100})
     return config.replace(cfg, over)
 
 
 def _save_simple(path, step=3, weight=1.0):
-    ckpt.save(path, step=step, config={"name": "x"}, model={"name": "mlp"}, rng={"train": {}},
-              G={"0.weight": np.full((2, 3), weight, np.float32)}, D={"0.bias": np.arange(4.0)},
-              opt_g={"optimizer": "Adam", "step": step, "0.exp_avg": np.ones(3, np.float32)},
-              opt_d={"optimizer": "SGD", "nesterov": False}, state={"lr_factor": 1.5},
+    ckpt.save(path, kind="gan", step=step, config={"name": "x"}, model={"name": "mlp"}, rng={"train": {}},
+              modules={"G": {"0.weight": np.full((2, 3), weight, np.float32)}, "D": {"0.bias": np.arange(4.0)}},
+              optimizers={"opt_g": {"optimizer": "Adam", "step": step, "0.exp_avg": np.ones(3, np.float32)},
+                          "opt_d": {"optimizer": "SGD", "nesterov": False}}, state={"lr_factor": 1.5},
               extra={"perm": np.arange(5)})
 
 
@@ -32,13 +31,14 @@ def test_save_then_load_round_trips_every_entry(tmp_path):
     p = tmp_path / "c.npz"
     _save_simple(p)
     ck = ckpt.load(p)
-    assert ck.step == 3
+    assert ck.step == 3 and ck.kind == "gan" and ck.version == ckpt.VERSION
     assert ck.config == {"name": "x"} and ck.model == {"name": "mlp"} and ck.state == {"lr_factor": 1.5}
-    np.testing.assert_array_equal(ck.G["0.weight"], np.ones((2, 3), np.float32))
-    assert ck.G["0.weight"].dtype == np.float32
-    np.testing.assert_array_equal(ck.D["0.bias"], np.arange(4.0))
-    assert str(ck.opt_g["optimizer"]) == "Adam" and int(ck.opt_g["step"]) == 3
-    assert bool(ck.opt_d["nesterov"]) is False
+    G, D = ck.modules["G"], ck.modules["D"]
+    np.testing.assert_array_equal(G["0.weight"], np.ones((2, 3), np.float32))
+    assert G["0.weight"].dtype == np.float32
+    np.testing.assert_array_equal(D["0.bias"], np.arange(4.0))
+    assert str(ck.optimizers["opt_g"]["optimizer"]) == "Adam" and int(ck.optimizers["opt_g"]["step"]) == 3
+    assert bool(ck.optimizers["opt_d"]["nesterov"]) is False
     np.testing.assert_array_equal(ck.extra["perm"], np.arange(5))
 
 
@@ -54,8 +54,8 @@ def test_checkpoint_archive_holds_no_pickles(tmp_path):
 
 def test_object_arrays_are_refused_at_save(tmp_path):
     with pytest.raises(TypeError, match="object array"):
-        ckpt.save(tmp_path / "c.npz", step=0, config={}, model={}, rng={}, G={"w": np.array([{}], dtype=object)},
-                  D={}, opt_g={}, opt_d={})
+        ckpt.save(tmp_path / "c.npz", kind="gan", step=0, config={}, model={}, rng={},
+                  modules={"G": {"w": np.array([{}], dtype=object)}}, optimizers={})
 
 
 def test_interrupted_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
@@ -81,8 +81,8 @@ def test_interrupted_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatc
 
 def test_atomic_write_replaces_whole_file(tmp_path):
     p = tmp_path / "f.bin"
-    ckpt.atomic_write(p, lambda f: f.write(b"old"))
-    ckpt.atomic_write(p, lambda f: f.write(b"new content"))
+    files.atomic_write(p, lambda f: f.write(b"old"))
+    files.atomic_write(p, lambda f: f.write(b"new content"))
     assert p.read_bytes() == b"new content"
     assert os.listdir(tmp_path) == ["f.bin"]
 
@@ -90,7 +90,7 @@ def test_atomic_write_replaces_whole_file(tmp_path):
 def test_stale_temporary_files_are_cleaned(tmp_path):
     (tmp_path / ".tmp-checkpoint.npz.abc").write_bytes(b"half a save")
     (tmp_path / "keep.txt").write_text("x")
-    removed = ckpt.clean_temporary_files(tmp_path)
+    removed = files.clean_temporary_files(tmp_path)
     assert len(removed) == 1 and sorted(os.listdir(tmp_path)) == ["keep.txt"]
 
 
@@ -145,7 +145,7 @@ def test_single_npy_array_is_not_a_checkpoint(tmp_path):
 def test_other_format_version_is_refused(tmp_path):
     p = tmp_path / "c.npz"
     np.savez(p, __format__=np.array(ckpt.FORMAT), __version__=np.array(99))
-    with pytest.raises(ckpt.CheckpointError, match="version 99"):
+    with pytest.raises(ckpt.CheckpointError, match="version 99.*reads versions 1, 2.*upgrade"):
         ckpt.load(p)
 
 
@@ -203,3 +203,56 @@ def test_module_generators_are_found_by_path():
     found = ckpt.module_rngs(m, "D")
     assert sorted(found) == ["D.1", "D.2.0"]
     assert found["D.1"] is m[1].rng
+
+
+def _as_version_1(path, out):
+    """Rewrite a checkpoint in format version 1's layout: G/, D/, opt_g/, opt_d/ (a VAE's network and
+    optimizer as G and opt_g), no kind."""
+    with np.load(path, allow_pickle=False) as z:
+        entries = {k: z[k] for k in z.files}
+    kind = str(entries.pop("kind"))
+    old = {}
+    for k, v in entries.items():
+        for new, v1 in (("modules/model/", "G/"), ("modules/G/", "G/"), ("modules/D/", "D/"),
+                        ("optimizers/opt/", "opt_g/"), ("optimizers/opt_g/", "opt_g/"), ("optimizers/opt_d/", "opt_d/")):
+            if k.startswith(new):
+                k = v1 + k[len(new):]
+                break
+        old[k] = v
+    old["__version__"] = np.array(1, dtype=np.int64)
+    if kind == "vae":
+        old.setdefault("D/__none__", np.zeros(0))      # version 1 wrote empty D/opt_d; nothing to read
+    np.savez(out, **old)
+
+
+@pytest.mark.parametrize("preset", ["ring-8-ema", "vae-digits"])
+def test_version_1_checkpoints_resume_bit_identically(tmp_path, preset):
+    """A run folder of the release before (format version 1) resumes as if it had been written now."""
+    cfg = config.replace(presets.preset(preset), {"steps": 6, "eval_every": 0, "sample_every": 0,
+                                                    "checkpoint_every": 0, "log_every": 1000})
+    straight = Trainer(cfg, tmp_path / "a", progress=False)
+    for _ in range(6):
+        straight.train_step()
+    half = Trainer(cfg, tmp_path / "b", progress=False)
+    for _ in range(3):
+        half.train_step()
+    half.save_checkpoint(str(tmp_path / "v2.npz"))
+    os.makedirs(tmp_path / "old")
+    _as_version_1(tmp_path / "v2.npz", tmp_path / "old" / "checkpoint.npz")
+    ck = ckpt.load(tmp_path / "old")
+    assert ck.version == 1 and ck.kind == ("vae" if preset.startswith("vae") else "gan")
+    cont = Trainer.resume(str(tmp_path / "old"), progress=False)
+    for _ in range(3):
+        cont.train_step()
+    for name, mod in straight.task.modules().items():
+        for (k, a), (_, b) in zip(mod.state_dict().items(), cont.task.modules()[name].state_dict().items()):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name}.{k}")
+
+
+def test_checkpoint_of_another_model_family_is_refused(tmp_path):
+    t = Trainer(_tiny(), tmp_path / "a", progress=False)
+    t.train_step()
+    ck = ckpt.load(t.save_checkpoint())
+    vae = config.replace(presets.preset("vae-digits"), {"steps": 2})
+    with pytest.raises(ckpt.CheckpointError, match="holds a GAN run, not a VAE run"):
+        Trainer(vae, tmp_path / "b", checkpoint=ck, progress=False)

@@ -7,47 +7,48 @@ import os
 import numpy as np
 import pytest
 
-from pygan import cli, config
-from pygan.config import Config, ConfigError
+from pygan import cli
+from pygan.training import config, presets
+from pygan.training.config import Config, ConfigError
 
 
 # --- configs -------------------------------------------------------------------------------------
 
 def test_every_preset_is_a_valid_config():
-    names = config.presets()
+    names = presets.presets()
     for needed in ("ring-8", "grid-25", "dcgan-digits", "cgan-digits", "dcgan-mnist", "wgan-ring-8",
                    "wgan-gp-ring-8", "wgan-gp-0.1-ring-8", "r1-ring-8", "sn-hinge-ring-8", "lipschitz-ring-8",
                    "wgan-gp-grid-25", "wgan-grid-25"):
         assert needed in names
     for n in names:
-        cfg = config.preset(n)
+        cfg = presets.preset(n)
         config.validate(cfg)
         assert cfg.name == n
 
 
 def test_presets_carry_the_theory_settings():
-    w = config.preset("wgan-ring-8")
+    w = presets.preset("wgan-ring-8")
     assert (w.loss, w.clip, w.n_critic, w.optim_d.name, w.optim_d.lr) == ("wasserstein", 0.01, 5, "rmsprop", 5e-5)
-    gp = config.preset("wgan-gp-ring-8")
+    gp = presets.preset("wgan-gp-ring-8")
     assert (gp.penalty, gp.penalty_weight, gp.n_critic, gp.optim_d.lr, gp.optim_d.betas) == \
         ("gp", 10.0, 5, 1e-4, (0.0, 0.9))
-    assert config.preset("wgan-gp-0.1-ring-8").penalty_weight == 0.1
-    assert (config.preset("r1-ring-8").penalty, config.preset("r1-ring-8").penalty_weight) == ("r1", 10.0)
-    sn = config.preset("sn-hinge-ring-8")
+    assert presets.preset("wgan-gp-0.1-ring-8").penalty_weight == 0.1
+    assert (presets.preset("r1-ring-8").penalty, presets.preset("r1-ring-8").penalty_weight) == ("r1", 10.0)
+    sn = presets.preset("sn-hinge-ring-8")
     assert sn.loss == "hinge" and sn.model_args == {"spectral_norm": True}
-    assert config.preset("grid-25").data_scale == 4.0
+    assert presets.preset("grid-25").data_scale == 4.0
 
 
 def test_presets_are_independent_copies():
-    a = config.preset("ring-8")
+    a = presets.preset("ring-8")
     a.model_args["width"] = 3
     a.optim_g.lr = 1.0
-    b = config.preset("ring-8")
+    b = presets.preset("ring-8")
     assert b.model_args == {} and b.optim_g.lr == 2e-4
 
 
 def test_toml_round_trip_preserves_every_field():
-    cfg = config.replace(config.preset("wgan-gp-ring-8"), {
+    cfg = config.replace(presets.preset("wgan-gp-ring-8"), {
         "model_args.width": 64, "loss": "least_squares", "loss_args.a": -1.0, "loss_args.c": 0.0,
         "optim_g.eps": 1e-7, "data_folder": 'a "quoted" path\\x', "name": "ünïcode"})
     back = config.loads(config.to_toml(cfg))
@@ -186,7 +187,7 @@ def test_unknown_preset_and_key_are_clear_errors(tmp_path, capsys):
 def test_print_config_round_trips_and_default_is_digits(capsys):
     assert cli.main(["train", "--print-config"]) == 0
     cfg = config.loads(capsys.readouterr().out)
-    assert cfg == config.preset(config.DEFAULT_PRESET) and cfg.data == "digits"
+    assert cfg == presets.preset(presets.DEFAULT_PRESET) and cfg.data == "digits"
     assert cli.main(["train", "wgan-gp-ring-8", "--lr-d", "3e-4", "--n-critic", "3", "--print-config"]) == 0
     cfg = config.loads(capsys.readouterr().out)
     assert cfg.optim_d.lr == 3e-4 and cfg.optim_g.lr == 1e-4 and cfg.n_critic == 3 and cfg.penalty == "gp"

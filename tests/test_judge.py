@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import pygan
-from pygan import gradcheck, judge as J, losses, models
+from pygan import gradcheck, losses, models
+from pygan.evaluation import judge as J
 from pygan.random import get_rng
 from conftest import assert_close, torch_or_skip
 

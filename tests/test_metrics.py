@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from pygan import data, metrics
+from pygan import data
+from pygan.evaluation import metrics
 
 
 # --- mode_metrics (WORKLOADS.md Q1/Q2) -------------------------------------------------------

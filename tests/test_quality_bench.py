@@ -12,9 +12,11 @@ import sys
 import numpy as np
 import pytest
 
-from pygan import config
-from pygan.config import ConfigError
-from pygan.train import Trainer, ema_weight, load_run, lr_factor
+from pygan.training import config, presets
+from pygan.training.config import ConfigError
+from pygan.training import Trainer, load_run
+from pygan.training.ema import ema_weight
+from pygan.training.schedule import lr_factor
 from test_train import _state as _train_state, tiny
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _state(t):
     """test_train's run state, plus the EMA of G."""
     out = _train_state(t)
-    for i, e in enumerate(t.ema or []):
+    for i, e in enumerate(t.ema.values if t.ema is not None else []):
         out[f"ema.{i}"] = e
     return out
 
@@ -37,7 +39,7 @@ def _assert_identical(a, b):
 
 @pytest.fixture
 def no_plots(monkeypatch):
-    monkeypatch.setattr(Trainer, "_plots", lambda self, final=False: None)
+    monkeypatch.setattr(Trainer, "_figures", lambda self, final=False: None)
 
 
 # --- EMA of G ------------------------------------------------------------------------------------
@@ -63,13 +65,13 @@ def test_ema_follows_its_update_rule_exactly(tmp_path):
         w = np.float32(ema_weight(0.95, step))
         for e, p in zip(ref, t.model.G.parameters()):
             e += (p.data - e) * w
-    for e, mine in zip(ref, t.ema):
+    for e, mine in zip(ref, t.ema.values):
         np.testing.assert_array_equal(mine, e)
     # warm-up: w = 1 − (1 + t)/(10 + t) early on, then 1 − β
     assert ema_weight(0.95, 1) == pytest.approx(1 - 2 / 11)
     assert ema_weight(0.95, 1000) == pytest.approx(0.05)
     # after 30 steps the EMA differs from G (it lags behind)
-    assert any(not np.array_equal(e, p.data) for e, p in zip(t.ema, t.model.G.parameters()))
+    assert any(not np.array_equal(e, p.data) for e, p in zip(t.ema.values, t.model.G.parameters()))
 
 
 def test_evaluation_and_load_run_use_the_ema_and_keep_the_raw_g(tmp_path, no_plots):
@@ -77,13 +79,13 @@ def test_evaluation_and_load_run_use_the_ema_and_keep_the_raw_g(tmp_path, no_plo
     t = Trainer.new(tiny(ema_decay=0.9, steps=6, eval_every=3), out=out, progress=False)
     t.run()
     q = t.evaluate()
-    assert {"modes", "hq_percent", "kl", "raw"} <= set(q)
+    assert {"modes", "hq_percent", "kl"} <= set(q["eval"]) and {"modes", "hq_percent", "kl"} <= set(q["eval_raw"])
     with open(os.path.join(out, "metrics.jsonl")) as f:
         recs = [json.loads(line) for line in f]
     assert "eval" in recs[2] and "eval_raw" in recs[2] and "eval" not in recs[0]
     m_ema, _, _ = load_run(out)
     m_raw, _, _ = load_run(out, ema=False)
-    for a, b, e, g in zip(m_ema.G.parameters(), m_raw.G.parameters(), t.ema, t.model.G.parameters()):
+    for a, b, e, g in zip(m_ema.G.parameters(), m_raw.G.parameters(), t.ema.values, t.model.G.parameters()):
         np.testing.assert_array_equal(a.data, e)
         np.testing.assert_array_equal(b.data, g.data)
 
@@ -116,7 +118,7 @@ def test_a_run_continued_with_a_decay_that_starts_later_equals_a_straight_run(tm
     for _ in range(6):
         const.train_step()
     const.save_checkpoint()
-    from pygan import checkpoint as ckpt
+    from pygan.training import checkpoint as ckpt
     cont = Trainer(decay, tmp_path / "c", checkpoint=ckpt.load(str(tmp_path / "b")), progress=False)
     for _ in range(6):
         cont.train_step()
@@ -125,14 +127,14 @@ def test_a_run_continued_with_a_decay_that_starts_later_equals_a_straight_run(tm
 
 def test_linear_lr_decay_sets_both_learning_rates_from_the_step(tmp_path):
     cfg = tiny(lr_decay="linear", lr_decay_start=0.5, steps=10, **{"optim_d.lr": 1e-3})
-    assert [lr_factor(cfg, s) for s in range(1, 11)] == pytest.approx(
+    assert [lr_factor(cfg.lr_decay, s, cfg.steps, cfg.lr_decay_start) for s in range(1, 11)] == pytest.approx(
         [1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
-    assert lr_factor(tiny(), 10) == 1.0
+    assert lr_factor(tiny().lr_decay, 10, 10, 0.5) == 1.0
     t = Trainer(cfg, tmp_path, progress=False)
     for s in range(1, 11):
         t.train_step()
-        assert t.opt_g.lr == pytest.approx(2e-4 * lr_factor(cfg, s))
-        assert t.opt_d.lr == pytest.approx(1e-3 * lr_factor(cfg, s))
+        assert t.opt_g.lr == pytest.approx(2e-4 * lr_factor(cfg.lr_decay, s, cfg.steps, cfg.lr_decay_start))
+        assert t.opt_d.lr == pytest.approx(1e-3 * lr_factor(cfg.lr_decay, s, cfg.steps, cfg.lr_decay_start))
 
 
 def test_bad_ema_and_decay_settings_are_named():
@@ -144,10 +146,10 @@ def test_bad_ema_and_decay_settings_are_named():
 
 def test_ema_presets_differ_from_the_plain_gan_only_in_ema_schedule_and_rates():
     for data in ("ring-8", "grid-25"):
-        base = config.to_dict(config.preset(data))
-        ema = config.to_dict(config.preset(f"{data}-ema"))
+        base = config.to_dict(presets.preset(data))
+        ema = config.to_dict(presets.preset(f"{data}-ema"))
         assert {k for k in ema if ema[k] != base[k]} == {"name", "ema_decay"} and ema["ema_decay"] == 0.999
-        rec = config.to_dict(config.preset(f"{data}-decay-ema"))
+        rec = config.to_dict(presets.preset(f"{data}-decay-ema"))
         assert {k for k in rec if rec[k] != base[k]} <= {"name", "ema_decay", "lr_decay", "lr_decay_start", "steps",
                                                          "optim_g", "optim_d"}
         assert rec["lr_decay"] == "linear" and rec["ema_decay"] == 0.999
@@ -224,7 +226,7 @@ def test_merge_leaves_out_a_run_whose_preset_settings_changed(tmp_path):
         sys.path.pop(0)
     run = {"method": "wgan-gp", "dataset": "ring-8", "seed": 0, "holdout": False, "preset": "wgan-gp-ring-8",
            "steps": 40, "quality": {"modes": 3, "total_modes": 8, "hq_percent": 1.0, "kl": 1.0}}
-    stored = config.to_dict(config.preset("wgan-gp-ring-8"))
+    stored = config.to_dict(presets.preset("wgan-gp-ring-8"))
     for settings, kept in ((stored, True), ({**stored, "penalty_weight": 99.0}, False)):
         path = tmp_path / "quality.json"
         path.write_text(json.dumps({"meta": {"date": "d", "git": "g", "presets": {"wgan-gp-ring-8": settings}},

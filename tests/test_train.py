@@ -2,6 +2,7 @@
 (in process and after SIGKILL), NaN stops naming the step and term, metrics fields."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,10 +13,12 @@ import time
 import numpy as np
 import pytest
 
-from pygan import checkpoint as ckpt
-from pygan import config, losses, penalties
-from pygan.config import ConfigError
-from pygan.train import Trainer, TrainingDiverged, evaluate, resume, train
+from pygan.training import checkpoint as ckpt
+from pygan import losses, penalties
+from pygan.training import config, presets
+from pygan.training.config import ConfigError
+from pygan.training import Trainer, TrainingDiverged, resume, train
+from pygan.training.tasks import GANTask
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,12 +26,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture
 def no_plots(monkeypatch):
     """Skip the pictures (a second or more each on a loaded machine) where a test is about training."""
-    monkeypatch.setattr(Trainer, "_plots", lambda self, final=False: None)
+    monkeypatch.setattr(Trainer, "_figures", lambda self, final=False: None)
 
 
 def tiny(**over):
     """ring-8 with a small MLP: milliseconds a step."""
-    cfg = config.replace(config.preset("ring-8"), {
+    cfg = config.replace(presets.preset("ring-8"), {
         "model_args.width": 16, "model_args.depth": 2, "batch_size": 32, "steps": 10, "eval_every": 0,
         "sample_every": 0, "checkpoint_every": 0, "log_every": 1000, "eval_samples": 200})
     return config.replace(cfg, over)
@@ -135,8 +138,14 @@ def test_weight_clipping_bounds_every_d_parameter(tmp_path):
     assert any(np.abs(p.data).max() == np.float32(0.01) for p in t.model.D.parameters())
 
 
+def test_gradient_norms_are_computed_on_logging_steps_only(tmp_path):
+    t = Trainer(tiny(log_every=3, steps=7), tmp_path, progress=False)
+    has = ["grad_norm" in t.train_step() for _ in range(7)]
+    assert has == [False, False, True, False, False, True, True]      # every 3rd step and the last
+
+
 def test_metrics_record_every_parameter_gradient_norm(tmp_path):
-    t = Trainer(tiny(), tmp_path, progress=False)
+    t = Trainer(tiny(log_every=1), tmp_path, progress=False)
     r = t.train_step()
     names = [f"G.{k}" for k, _ in t.model.G.named_parameters()] + [f"D.{k}" for k, _ in t.model.D.named_parameters()]
     assert list(r["grad_norm"]) == names
@@ -148,7 +157,7 @@ def test_metrics_record_every_parameter_gradient_norm(tmp_path):
 @pytest.mark.parametrize("penalty", ["gp", "lipschitz"])
 def test_conditional_model_with_penalty(tmp_path, penalty):
     pytest.importorskip("sklearn")
-    cfg = config.replace(config.preset("cgan-digits"), {
+    cfg = config.replace(presets.preset("cgan-digits"), {
         "model_args.width": 4, "model_args.batchnorm_in_d": False, "batch_size": 8, "loss": "wasserstein",
         "penalty": penalty, "n_critic": 1, "steps": 2})
     t = Trainer(cfg, tmp_path, progress=False)
@@ -161,7 +170,7 @@ def test_conditional_model_with_penalty(tmp_path, penalty):
 def test_constrained_critic_presets_on_the_digits_train(tmp_path, preset):
     """Each Q1/Q2 critic also has a digits preset (FIDs: benchmarks/results/digits_penalties.md)."""
     pytest.importorskip("sklearn")
-    cfg = config.replace(config.preset(preset), {"model_args.width": 4, "batch_size": 8, "n_critic": 1,
+    cfg = config.replace(presets.preset(preset), {"model_args.width": 4, "batch_size": 8, "n_critic": 1,
                                                  "steps": 2})
     t = Trainer(cfg, tmp_path, progress=False)
     r = t.train_step()
@@ -179,7 +188,7 @@ def test_constrained_critic_presets_on_the_digits_train(tmp_path, preset):
 
 def test_penalty_with_batchnorm_critic_is_a_clear_config_error(tmp_path):
     pytest.importorskip("sklearn")
-    cfg = config.replace(config.preset("dcgan-digits"), {"model_args.width": 4, "penalty": "gp"})
+    cfg = config.replace(presets.preset("dcgan-digits"), {"model_args.width": 4, "penalty": "gp"})
     with pytest.raises(ConfigError, match="BatchNorm.*batchnorm_in_d"):
         Trainer(cfg, tmp_path, progress=False)
 
@@ -196,7 +205,7 @@ def test_critic_without_second_order_backward_is_a_clear_config_error(tmp_path, 
 
 def test_model_and_data_shapes_must_agree(tmp_path):
     pytest.importorskip("sklearn")
-    cfg = config.replace(config.preset("dcgan-digits"), {"model": "dcgan-28", "model_args.width": 4})
+    cfg = config.replace(presets.preset("dcgan-digits"), {"model": "dcgan-28", "model_args.width": 4})
     with pytest.raises(ConfigError, match=r"\(1, 28, 28\).*\(1, 8, 8\)"):
         Trainer(cfg, tmp_path, progress=False)
 
@@ -228,7 +237,10 @@ def test_evaluation_scores_in_original_coordinates(tmp_path):
         def g_forward(self, z, labels=None):
             return means[z].astype(np.float32)
 
-    q = evaluate(Exact(), cfg, rng=np.random.default_rng(0))
+        def eval_mode(self):
+            return contextlib.nullcontext()
+
+    q = GANTask.evaluate_model(Exact(), cfg, rng=np.random.default_rng(0))
     assert q["modes"] == 25 and q["hq_percent"] == 100.0 and q["kl"] < 0.05
 
 
@@ -252,13 +264,15 @@ def test_resume_is_bit_identical_to_one_run(tmp_path, over, no_plots):
     for ra, rb in zip(a, b):
         for r in (ra, rb):
             r.pop("time")
-            r.pop("eval", None)             # the first half evaluated at its end, step n
+            r.pop("eval", None)             # the first half evaluated at its end, step n,
+            if r["step"] == n:              # and logged its gradient norms there
+                r.pop("grad_norm", None)
         assert ra == rb
 
 
 def test_resume_restores_data_order_of_image_runs(tmp_path):
     pytest.importorskip("sklearn")
-    base = config.replace(config.preset("dcgan-digits"), {
+    base = config.replace(presets.preset("dcgan-digits"), {
         "model_args.width": 4, "batch_size": 500, "steps": 6, "eval_every": 0, "sample_every": 0,
         "checkpoint_every": 0, "log_every": 1000})     # 3 batches an epoch: the resume lands mid-epoch
     straight = Trainer(base, tmp_path / "a", progress=False)
@@ -280,7 +294,7 @@ def test_sampling_and_evaluation_do_not_change_training(tmp_path):
     for _ in range(3):
         plain.train_step()
         noisy.train_step()
-        evaluate(noisy.model, noisy.cfg, rng=noisy._eval_rng())
+        noisy.evaluate()
         noisy._field(50, 10)                 # the D surface and G's gradient field
     _assert_identical(_state(plain), _state(noisy))
 
@@ -317,7 +331,7 @@ def test_sigkill_mid_training_resumes_from_last_checkpoint(tmp_path, no_plots):
     assert cont.step == k                    # only the steps after the checkpoint are lost
     cont.run()
     # the same run without the kill
-    cfg = config.replace(config.preset("ring-8"), {
+    cfg = config.replace(presets.preset("ring-8"), {
         "steps": target, "batch_size": 16, "model_args.width": 8, "model_args.depth": 2})
     ref = Trainer(cfg, tmp_path / "ref", progress=False)
     for _ in range(target):
@@ -345,7 +359,8 @@ def test_nan_in_a_loss_term_stops_naming_step_and_term_and_keeps_checkpoint(tmp_
     assert e.value.checkpoint[1] == 4
     ck = ckpt.load(tmp_path / "run")
     assert ck.step == 4
-    assert np.isfinite(ck.D[list(ck.D)[-1]]).all(), "the bad state must not reach the checkpoint"
+    D = ck.modules["D"]
+    assert np.isfinite(D[list(D)[-1]]).all(), "the bad state must not reach the checkpoint"
     recs = _records(tmp_path / "run")
     assert recs[-1] == {"step": 5, "error": str(e.value)}
 
@@ -361,7 +376,7 @@ def test_nan_in_fake_term_is_named(tmp_path):
 
 
 def test_infinite_gradient_norm_is_named(tmp_path):
-    t = Trainer(tiny(), tmp_path, progress=False)
+    t = Trainer(tiny(log_every=1), tmp_path, progress=False)
     g_backward = t.model.g_backward
 
     def bad(gx):
@@ -404,10 +419,27 @@ def test_run_writes_config_metrics_checkpoint_and_pictures(tmp_path):
 
 
 def test_existing_run_folder_is_not_overwritten(tmp_path):
-    from pygan.train import RunFolderError
+    from pygan.training import RunFolderError
     out = str(tmp_path / "run")
     t = Trainer.new(tiny(), out=out, progress=False)
     t.train_step()
     t.save_checkpoint()
     with pytest.raises(RunFolderError, match="--resume"):
         Trainer.new(tiny(), out=out, progress=False)
+
+
+def test_a_non_finite_parameter_never_reaches_a_checkpoint(tmp_path, no_plots):
+    """Between logging steps gradients are not inspected: a NaN that reaches a parameter is caught
+    by the next step's loss, or before the checkpoint of that step is written."""
+    t = Trainer.new(tiny(steps=10, checkpoint_every=2), out=str(tmp_path / "run"), progress=False)
+    opt_step = t.opt_g.step
+
+    def poisoned():
+        opt_step()
+        if t.step == 3:                       # during step 4, right before its checkpoint
+            t.model.G.parameters()[0].data[0, 0] = np.nan
+
+    t.opt_g.step = poisoned
+    with pytest.raises(TrainingDiverged, match=r"^step 4: G\.0\.weight is not finite") as e:
+        t.run()
+    assert e.value.checkpoint[1] == 2 and ckpt.load(tmp_path / "run").step == 2

@@ -7,7 +7,8 @@ import pytest
 
 import pygan
 from pygan.models.vae import VAE, VAE_MODELS, AutoEncoder, CVAE, build_vae, check_elbo
-from pygan.vae_training import evaluate_elbo, kl_weight, train_vae, vae_step
+from pygan.training import Trainer, config, presets
+from pygan.training.tasks.vae import evaluate_elbo, kl_weight
 from conftest import assert_close, torch_or_skip
 
 # small, fast variants: (class, options). Latent 3, batch 3; every likelihood, both architectures
@@ -304,38 +305,45 @@ def test_check_elbo_catches_a_wrong_reparameterisation_gradient(rng, monkeypatch
 
 # --- training -------------------------------------------------------------------------------------
 
-def test_a_short_training_run_lowers_the_negative_elbo():
+def _trained(tmp_path, preset, steps, **over):
+    """The trainer of ``preset`` after ``steps`` steps (no run folder written)."""
+    cfg = config.replace(presets.preset(preset), {"steps": steps, "eval_every": 0, "sample_every": 0,
+                                                   "checkpoint_every": 0, "log_every": 50, **over})
+    t = Trainer(cfg, tmp_path, progress=False)
+    t.history = [t.train_step() for _ in range(steps)]
+    return t
+
+
+def test_a_short_training_run_lowers_the_negative_elbo(tmp_path):
     x, y = _digits()
-    pygan.manual_seed(0)
-    m = build_vae("vae-8", hidden=64, latent_dim=4)
-    before = evaluate_elbo(m, x[:500], rng=np.random.default_rng(5))
-    seen = []
-    hist = train_vae(m, x, steps=150, batch=64, lr=2e-3, rng=np.random.default_rng(1), log=seen.append,
-                     log_every=50)
-    after = evaluate_elbo(m, x[:500], rng=np.random.default_rng(5))
-    assert [r["step"] for r in seen] == [50, 100, 150]
-    assert len(hist) == 150 and set(hist[0]) == {"step", "loss", "recon", "kl", "elbo", "beta"}
+    t = _trained(tmp_path, "vae-digits", 0, **{"model_args.hidden": 64, "model_args.latent_dim": 4,
+                                               "optim.lr": 2e-3})
+    before = evaluate_elbo(t.model, x[:500], rng=np.random.default_rng(5))
+    hist = [t.train_step() for _ in range(150)]
+    after = evaluate_elbo(t.model, x[:500], rng=np.random.default_rng(5))
+    assert [r["step"] for r in hist if "grad_norm" in r] == [50, 100, 150]
+    assert set(hist[0]) == {"step", "loss", "recon", "kl", "elbo", "beta"}
     assert after["loss"] < before["loss"] - 5, (before, after)
     assert np.mean([r["loss"] for r in hist[-20:]]) < np.mean([r["loss"] for r in hist[:10]]) - 5
 
 
-def test_kl_warmup_and_vae_step(rng):
+def test_kl_warmup_and_the_autoencoder_step(tmp_path):
     assert kl_weight(0, 2.0, 10) == 0 and kl_weight(5, 2.0, 10) == 1.0 and kl_weight(50, 2.0, 10) == 2.0
     assert kl_weight(0, 2.0, 0) == 2.0
-    m = VAE(**SMALL)
-    opt = pygan.optim.Adam(m.parameters(), lr=1e-3)
-    before = [p.data.copy() for p in m.parameters()]
-    parts = vae_step(m, opt, rng.uniform(-1, 1, (4, 1, 8, 8)), rng, beta=0.0)
-    assert parts["loss"] == pytest.approx(parts["recon"])
-    assert all(not np.array_equal(b, p.data) for b, p in zip(before, m.parameters()))
+    t = _trained(tmp_path, "ae-digits", 0)
+    before = [p.data.copy() for p in t.model.parameters()]
+    parts = t.train_step()
+    assert parts["loss"] == pytest.approx(parts["recon"]) and parts["beta"] == 0.0
+    assert all(not np.array_equal(b, p.data) for b, p in zip(before, t.model.parameters()))
+    w = _trained(tmp_path, "vae-digits", 6, beta=2.0, beta_warmup=4)
+    assert [r["beta"] for r in w.history] == [0.5, 1.0, 1.5, 2.0, 2.0, 2.0]
 
 
-def test_conditional_samples_decode_to_the_requested_digit():
+def test_conditional_samples_decode_to_the_requested_digit(tmp_path):
     """A CVAE trained briefly draws, for each label, images nearest to that class's mean digit."""
     x, y = _digits()
-    pygan.manual_seed(0)
-    m = build_vae("cvae-8", hidden=64, latent_dim=2)
-    train_vae(m, x, y, steps=400, batch=64, lr=2e-3, rng=np.random.default_rng(1))
+    m = _trained(tmp_path, "cvae-digits", 400, **{"model_args.hidden": 64, "model_args.latent_dim": 2,
+                                                  "optim.lr": 2e-3}).model
     means = np.stack([x[y == k].reshape(-1, 64).mean(0) for k in range(10)])
     labels = np.repeat(np.arange(10), 20)
     s = m.sample(200, np.random.default_rng(2), labels).reshape(200, 64)

@@ -10,11 +10,13 @@ import sys
 import numpy as np
 import pytest
 
-from pygan import checkpoint as ckpt
-from pygan import cli, vae_trainer
-from pygan.config import ConfigError
-from pygan.train import TrainingDiverged
-from pygan.vae_trainer import VAETrainer
+from pygan.training import checkpoint as ckpt
+from pygan import cli
+from pygan.training import config as vae_trainer, presets  # one config module for every family
+from pygan.training.config import ConfigError
+from pygan.training import TrainingDiverged
+from pygan.training import Trainer as VAETrainer
+from pygan.training.tasks import VAETask
 
 pytest.importorskip("sklearn")          # the digits
 
@@ -24,13 +26,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture
 def no_plots(monkeypatch):
     """Skip the pictures and the judge where a test is about training."""
-    monkeypatch.setattr(VAETrainer, "_plots", lambda self, final=False: None)
-    monkeypatch.setattr(VAETrainer, "evaluate", lambda self: {})
+    monkeypatch.setattr(VAETrainer, "_figures", lambda self, final=False: None)
+    monkeypatch.setattr(VAETask, "evaluate", lambda self, step: ({}, None))
 
 
 def tiny(name="vae-digits", **over):
     """A small MLP (H = 32), 6 batches an epoch (batch 250 of the 1,500 training digits)."""
-    cfg = vae_trainer.replace(vae_trainer.preset(name), {
+    cfg = vae_trainer.replace(presets.preset(name), {
         "model_args.hidden": 32, "batch_size": 250, "steps": 10, "eval_every": 0, "sample_every": 0,
         "checkpoint_every": 0, "log_every": 1000})
     return vae_trainer.replace(cfg, over)
@@ -71,8 +73,11 @@ def test_vae_resume_is_bit_identical_to_one_run(tmp_path, no_plots, name, over):
     assert [r["step"] for r in rb] == list(range(1, 2 * n + 1))
     for x, y in zip(ra, rb):
         x.pop("time"), y.pop("time")
+        if x["step"] == n:                  # the first half's last step logged its gradient norms
+            y.pop("grad_norm")
         assert x == y
-    assert set(ra[0]) == {"step", "loss", "recon", "kl", "elbo", "beta", "grad_norm"}
+    assert set(ra[0]) == {"step", "loss", "recon", "kl", "elbo", "beta"}
+    assert set(ra[-1]) == {"step", "loss", "recon", "kl", "elbo", "beta", "grad_norm"}
     if "beta_warmup" in over:
         assert [r["beta"] for r in ra[:6]] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.5]
 
@@ -100,7 +105,7 @@ def test_nan_in_elbo_stops_naming_step_and_term_and_keeps_checkpoint(tmp_path, n
         t.run()
     assert e.value.step == 5 and e.value.term == "recon" and e.value.checkpoint[1] == 4
     ck = ckpt.load(tmp_path / "run")
-    assert ck.step == 4 and all(np.isfinite(v).all() for v in ck.G.values())
+    assert ck.step == 4 and all(np.isfinite(v).all() for v in ck.modules["model"].values())
     assert _records(tmp_path / "run")[-1] == {"step": 5, "error": str(e.value)}
 
 

@@ -96,7 +96,7 @@ def available_backends() -> dict:
     return {name: (None if name == "numpy" else _reason(name)) for name in _REGISTRY}
 
 
-__all__ = ["to_host", "set_backend", "get_backend", "available_backends", "NumpyBackend"]
+__all__ = ["to_host", "to_device", "set_backend", "get_backend", "available_backends", "NumpyBackend"]
 
 
 def to_host(a):
@@ -104,3 +104,11 @@ def to_host(a):
     import numpy as np
 
     return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+def to_device(a, dtype=None):
+    """``a`` as an array of the current backend (NumPy or CuPy), cast to ``dtype`` if given:
+    the inverse of :func:`to_host`. Host arrays are copied to the device; an array already there
+    is returned as it is (or cast)."""
+    xp = get_backend().xp
+    return xp.asarray(a) if dtype is None else xp.asarray(a, dtype=dtype)

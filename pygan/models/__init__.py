@@ -76,10 +76,15 @@ class GANModel:
     def name(self) -> str:
         return self._config.get("name", "custom")
 
+    @property
+    def dtype(self):
+        """G's floating dtype (float32 unless cast): the dtype of z and of the samples."""
+        return self.G.dtype or np.float32
+
     def sample_z(self, n: int, rng=None):
         """z ~ N(0, I), shape (n, latent_dim), in G's dtype (float32 unless cast), on the backend."""
         rng = rng or get_rng()
-        z = rng.standard_normal((int(n), self.latent_dim)).astype(self.G.dtype or np.float32)
+        z = rng.standard_normal((int(n), self.latent_dim)).astype(self.dtype)
         return get_backend().xp.asarray(z)
 
     def sample_labels(self, n: int, rng=None):
@@ -137,6 +142,11 @@ class GANModel:
 
     def eval(self):
         return self.train(False)
+
+    def eval_mode(self):
+        """``with model.eval_mode(): …`` — G and D in eval mode inside the block, every module's
+        own mode restored after."""
+        return nn.eval_mode(self.G, self.D)
 
 
 def _apply_spectral_norm(D: nn.Module):

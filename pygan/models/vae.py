@@ -41,6 +41,7 @@ import numpy as np
 from .. import nn
 from ..backend import get_backend
 from ..gradcheck import EPS, Report, compare, directional_derivative, numeric_gradient
+from ..nn.activation import sigmoid
 from ..nn.module import Module, Parameter
 from ..random import get_rng
 
@@ -50,13 +51,9 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _sigmoid_and_softplus(a):
-    """σ(a) and sp(a) = log(1 + eᵃ), stable for any a (e = exp(−|a|) ≤ 1)."""
+    """σ(a) and sp(a) = log(1 + eᵃ), stable for any a (from e^(−|a|) ≤ 1)."""
     xp = get_backend().xp
-    e = xp.exp(-xp.abs(a))
-    one_pe = 1 + e
-    sig = xp.where(a >= 0, 1 / one_pe, e / one_pe)
-    sp = xp.maximum(a, 0) + xp.log1p(e)
-    return sig, sp
+    return sigmoid(a), xp.maximum(a, 0) + xp.log1p(xp.exp(-xp.abs(a)))
 
 
 class VAE(Module):
@@ -323,8 +320,8 @@ class VAE(Module):
         if not (math.isfinite(recon) and math.isfinite(kl)):
             from ..losses import NonFiniteLoss
             term = "recon" if not math.isfinite(recon) else "kl"
-            raise NonFiniteLoss(f"{self.describe()}: the {term} term of the ELBO is {recon if term == 'recon' else kl}",
-                                "elbo", term)
+            value = recon if term == "recon" else kl
+            raise NonFiniteLoss(f"{self.describe()}: the {term} term of the ELBO is {value}", "elbo", term, value)
         self._cache = dict(g_a=g_a, g_sigma=g_sigma, mu=out["mu"], var=var, std=out["std"], eps=out["eps"],
                            labels=out["labels"], beta=beta, n=n)
         return loss, {"loss": loss, "recon": recon, "kl": kl, "elbo": -(recon + kl)}

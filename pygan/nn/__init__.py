@@ -1,5 +1,5 @@
 """Layers with hand-derived backward passes, named and laid out like PyTorch's ``torch.nn``."""
-from .module import Module, Parameter
+from .module import Module, Parameter, eval_mode
 from .linear import Linear
 from .conv import Conv2d, ConvTranspose2d
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
@@ -14,4 +14,4 @@ from .init import dcgan_init
 
 __all__ = ["Module", "Parameter", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
            "LayerNorm", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout", "Flatten", "Unflatten",
-           "Embedding", "Sequential", "spectral_norm", "init", "dcgan_init"]
+           "Embedding", "Sequential", "spectral_norm", "init", "dcgan_init", "eval_mode"]

@@ -12,6 +12,7 @@ The contract (see README, "How backward works"):
 """
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import Iterator
 
@@ -193,6 +194,13 @@ class Module:
     def eval(self):
         return self.train(False)
 
+    @contextlib.contextmanager
+    def eval_mode(self):
+        """``with m.eval_mode(): …`` — every submodule in eval mode inside the block (BatchNorm
+        uses its running statistics, Dropout passes through), each one's own mode restored after."""
+        with eval_mode(self):
+            yield self
+
     def to(self, dtype):
         """Cast every parameter (and its grad) and every floating buffer to ``dtype``, in place."""
         dtype = np.dtype(dtype)
@@ -322,3 +330,17 @@ def check_input(layer: Module, x, ndim, channels_axis=None, channels=None, what=
         raise TypeError(f"{layer.describe()}: {what} dtype {x.dtype} does not match the layer's "
                         f"parameters ({dtype}); cast the input or call .to({dtype})")
     return x
+
+
+@contextlib.contextmanager
+def eval_mode(*modules):
+    """``with eval_mode(G, D): …`` — every given module (and each submodule) in eval mode inside
+    the block; each one's previous mode is restored on exit, also after an exception."""
+    saved = [(m, m.training) for mod in modules for m in mod.modules()]
+    try:
+        for mod in modules:
+            mod.eval()
+        yield
+    finally:
+        for m, mode in saved:
+            object.__setattr__(m, "training", mode)

@@ -11,7 +11,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import gradcheck, losses, nn, penalties
+from .. import losses, nn, penalties
+from .. import gradcheck
 
 
 def _layer_cases(rng) -> Iterator[tuple[str, Callable[[], nn.Module], np.ndarray]]:
@@ -97,7 +98,7 @@ def _penalty_cases(rng):
 
 
 def _vae_cases(rng):
-    from .models import build_vae
+    from ..models import build_vae
     small = {"hidden": 12, "latent_dim": 3}
     for name, kw in (("ae-8", small), ("vae-8", small), ("vae-8", dict(small, likelihood="gaussian", learn_sigma=True)),
                      ("cvae-8", small)):
@@ -128,7 +129,7 @@ def run(sections=("layers", "losses", "gan", "penalties", "vae"), seed: int = 0)
             rep.title = f"penalty: {title}"
             yield rep
     if "vae" in sections:
-        from .models import check_elbo
+        from ..models import check_elbo
         for title, m, x, eps, labels in _vae_cases(rng):
             rep = check_elbo(m, x, eps, labels, seed=seed)
             rep.title = f"ELBO of {title} (ε fixed)"

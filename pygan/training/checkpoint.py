@@ -1,41 +1,46 @@
 """Checkpoints: one ``.npz`` with everything a run needs to continue bit-identically.
 
-Layout of the archive (every entry a plain array — no pickles; load with ``allow_pickle=False``):
+Layout of the archive, format version 2 (every entry a plain array — no pickles; it is read
+with ``allow_pickle=False``):
 
-    __format__        "pygan-checkpoint"              (a foreign .npz lacks it)
-    __version__       1
-    step              G steps done
-    config            the run's Config as JSON
-    model             {"name": …, "args": model.config()} as JSON (to rebuild the model)
-    rng               JSON: the training generator's bit-generator state, pygan's global
-                      generator, and the generator of every module that owns one (Dropout)
-    state             JSON: small trainer state (elapsed time, batch position, …)
-    G/<key>, D/<key>  the two state dicts (parameters and buffers, PyTorch's key names)
-    opt_g/<key>, opt_d/<key>   the two optimizers' state dicts
-    extra/<key>       arrays of trainer state (the data order of the current epoch)
+    __format__               "pygan-checkpoint"            (a foreign .npz lacks it)
+    __version__              2
+    kind                     the model family ("gan", "vae", …): which task wrote it
+    step                     training steps done (a GAN counts G steps)
+    config                   the run's Config as JSON
+    model                    the model's build arguments (``model.config()``) as JSON
+    rng                      JSON: the training generator's bit-generator state, pygan's global
+                             generator, and the generator of every module that owns one (Dropout)
+    state                    JSON: small loop and task state (elapsed time, batch position, …)
+    modules/<net>/<key>      the state dict of each network ("G", "D"; a VAE's "model")
+    optimizers/<name>/<key>  each optimizer's state dict ("opt_g", "opt_d"; a VAE's "opt")
+    extra/<key>              arrays of loop and task state (the epoch's data order, the EMA of G)
 
-Writes are atomic: the archive goes to a temporary file in the same folder, is flushed and
-fsync'ed, then ``os.replace``d over the target (and the folder fsync'ed), so a crash or an
-exception during a save leaves the previous checkpoint as it was.
+Version 1 (the release before) kept the two networks and optimizers under ``G/``, ``D/``,
+``opt_g/``, ``opt_d/`` and no ``kind``; :func:`load` reads it into the same :class:`Checkpoint`
+(a VAE's network and optimizer were stored as G and opt_g).
+
+Writes are atomic (:func:`pygan.files.atomic_write`): a crash or an exception during a save
+leaves the previous checkpoint as it was.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import to_host
+from ..backend import to_host
+from ..files import atomic_write
 
-__all__ = ["FORMAT", "VERSION", "CheckpointError", "Checkpoint", "save", "load", "atomic_write",
-           "generator_state", "set_generator_state", "module_rngs", "clean_temporary_files"]
+__all__ = ["FORMAT", "VERSION", "CheckpointError", "Checkpoint", "save", "load", "generator_state",
+           "set_generator_state", "module_rngs", "describe_mismatch"]
 
 FORMAT = "pygan-checkpoint"
-VERSION = 1
-_TMP_PREFIX = ".tmp-"
+VERSION = 2
+_READABLE = (1, 2)
 
 
 class CheckpointError(ValueError):
@@ -47,16 +52,16 @@ class Checkpoint:
     """The contents of a checkpoint file (arrays on the host)."""
 
     step: int
+    kind: str
     config: dict
     model: dict
     rng: dict
     state: dict = field(default_factory=dict)
-    G: dict = field(default_factory=dict)
-    D: dict = field(default_factory=dict)
-    opt_g: dict = field(default_factory=dict)
-    opt_d: dict = field(default_factory=dict)
+    modules: dict = field(default_factory=dict)      # net name → state dict
+    optimizers: dict = field(default_factory=dict)   # optimizer name → state dict
     extra: dict = field(default_factory=dict)
     path: str = ""
+    version: int = VERSION
 
 
 # --- RNG states ----------------------------------------------------------------------------------
@@ -98,85 +103,26 @@ def module_rngs(module, prefix: str) -> dict:
     return out
 
 
+
 # --- writing -------------------------------------------------------------------------------------
 
-def _fsync_dir(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path, write):
-    """Call ``write(f)`` on a temporary binary file beside ``path``, then rename it over ``path``.
-
-    The temporary file is flushed and fsync'ed before the rename and removed on any error, so
-    ``path`` holds either its old content or the complete new one.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX + os.path.basename(path) + ".", dir=folder)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())       # mkstemp makes 0600; give the usual file mode
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(folder)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def clean_temporary_files(folder) -> list:
-    """Remove temporary files a killed save left in ``folder``; returns their paths."""
-    removed = []
-    try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return removed
-    for n in names:
-        if n.startswith(_TMP_PREFIX):
-            p = os.path.join(folder, n)
-            try:
-                os.unlink(p)
-                removed.append(p)
-            except OSError:
-                pass
-    return removed
-
-
-def save(path, *, step: int, config: dict, model: dict, rng: dict, G: dict, D: dict, opt_g: dict,
-         opt_d: dict, state: dict | None = None, extra: dict | None = None):
-    """Write a checkpoint atomically. Dicts of arrays/scalars for G, D, opt_g, opt_d, extra;
-    JSON-ready dicts for config, model, rng, state."""
+def save(path, *, kind: str, step: int, config: dict, model: dict, rng: dict, modules: dict,
+         optimizers: dict, state: dict | None = None, extra: dict | None = None):
+    """Write a checkpoint atomically. ``modules`` and ``optimizers``: name → state dict (arrays or
+    scalars); ``extra``: name → array; JSON-ready dicts for config, model, rng, state."""
     arrays = {
         "__format__": np.array(FORMAT),
         "__version__": np.array(VERSION, dtype=np.int64),
+        "kind": np.array(kind),
         "step": np.array(int(step), dtype=np.int64),
         "config": np.array(json.dumps(config)),
         "model": np.array(json.dumps(model)),
         "rng": np.array(json.dumps(rng)),
         "state": np.array(json.dumps(state or {})),
     }
-    for prefix, d in (("G", G), ("D", D), ("opt_g", opt_g), ("opt_d", opt_d), ("extra", extra or {})):
+    groups = [(f"modules/{n}", d) for n, d in modules.items()]
+    groups += [(f"optimizers/{n}", d) for n, d in optimizers.items()] + [("extra", extra or {})]
+    for prefix, d in groups:
         for k, v in d.items():
             a = np.asarray(v) if isinstance(v, dict) else to_host(v)
             if a.dtype.kind == "O":
@@ -195,9 +141,40 @@ def _json(npz, key, path):
         raise CheckpointError(f"{path}: entry {key!r} is not valid JSON ({e}); the checkpoint is corrupt") from None
 
 
+#: format version 1's top-level groups → (version 2's group, GAN's name, VAE's name)
+_V1_GROUPS = {"G": ("modules", "G", "model"), "D": ("modules", "D", None),
+              "opt_g": ("optimizers", "opt_g", "opt"), "opt_d": ("optimizers", "opt_d", None)}
+
+
+def _v1_kind(model: dict) -> str:
+    from ..models import VAE_MODELS
+    return "vae" if model.get("name") in VAE_MODELS else "gan"
+
+
+def _read_entries(npz, ck: Checkpoint):
+    for k in npz.files:
+        prefix, sep, rest = k.partition("/")
+        if not sep:
+            continue
+        if ck.version >= 2:
+            if prefix == "extra":
+                ck.extra[rest] = npz[k]
+            elif prefix in ("modules", "optimizers"):
+                name, sep2, key = rest.partition("/")
+                if sep2:
+                    getattr(ck, prefix).setdefault(name, {})[key] = npz[k]
+        elif prefix == "extra":
+            ck.extra[rest] = npz[k]
+        elif prefix in _V1_GROUPS:
+            group, gan_name, vae_name = _V1_GROUPS[prefix]
+            name = vae_name if ck.kind == "vae" else gan_name
+            if name is not None:
+                getattr(ck, group).setdefault(name, {})[rest] = npz[k]
+
+
 def load(path) -> Checkpoint:
-    """Read a checkpoint; :class:`CheckpointError` (saying what is wrong) for a missing, corrupt
-    or foreign file, or one written by a newer format version."""
+    """Read a checkpoint (format version 1 or 2); :class:`CheckpointError` (saying what is wrong)
+    for a missing, corrupt or foreign file, or one written by a newer format version."""
     path = os.fspath(path)
     if os.path.isdir(path):
         cand = os.path.join(path, "checkpoint.npz")
@@ -222,19 +199,21 @@ def load(path) -> Checkpoint:
                 raise CheckpointError(f"{path} is an .npz archive but not a pygan checkpoint "
                                       f"(no '__format__ = {FORMAT}' entry; it holds: {shown or 'nothing'})")
             version = int(npz["__version__"][()]) if "__version__" in keys else -1
-            if version != VERSION:
-                raise CheckpointError(f"{path}: checkpoint format version {version}, this pygan reads "
-                                      f"version {VERSION}")
-            missing = [k for k in ("step", "config", "model", "rng") if k not in keys]
+            if version not in _READABLE:
+                raise CheckpointError(f"{path}: checkpoint format version {version}; this pygan reads versions "
+                                      f"{', '.join(map(str, _READABLE))} (a newer pygan wrote it: upgrade "
+                                      f"pygan to continue or sample this run)")
+            missing = [k for k in ("step", "config", "model", "rng") + (("kind",) if version >= 2 else ())
+                       if k not in keys]
             if missing:
                 raise CheckpointError(f"{path}: checkpoint lacks {missing}; the file is corrupt")
-            ck = Checkpoint(step=int(npz["step"][()]), config=_json(npz, "config", path),
-                            model=_json(npz, "model", path), rng=_json(npz, "rng", path),
-                            state=_json(npz, "state", path) if "state" in keys else {}, path=path)
-            for k in npz.files:
-                prefix, sep, rest = k.partition("/")
-                if sep and prefix in ("G", "D", "opt_g", "opt_d", "extra"):
-                    getattr(ck, prefix)[rest] = npz[k]
+            model = _json(npz, "model", path)
+            ck = Checkpoint(step=int(npz["step"][()]),
+                            kind=str(npz["kind"][()]) if version >= 2 else _v1_kind(model),
+                            config=_json(npz, "config", path), model=model, rng=_json(npz, "rng", path),
+                            state=_json(npz, "state", path) if "state" in keys else {}, path=path,
+                            version=version)
+            _read_entries(npz, ck)
     except CheckpointError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
@@ -244,9 +223,9 @@ def load(path) -> Checkpoint:
 
 
 def describe_mismatch(ck: Checkpoint, module, which: str) -> str | None:
-    """Why ``ck``'s state dict ``which`` ("G" or "D") does not fit ``module``, or None."""
+    """Why ``ck``'s state dict of network ``which`` does not fit ``module``, or None."""
     own = module.state_dict()
-    saved = getattr(ck, which)
+    saved = ck.modules.get(which, {})
     missing = [k for k in own if k not in saved]
     unexpected = [k for k in saved if k not in own]
     if missing or unexpected:

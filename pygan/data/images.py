@@ -1,22 +1,9 @@
-"""Data: toy distributions, the scikit-learn digits, MNIST / Fashion-MNIST, downloads, minibatches.
+"""Image data sets: the scikit-learn digits, MNIST / Fashion-MNIST from IDX files, verified downloads.
 
-Everything here returns plain NumPy arrays on the host; a training loop moves them to the
-backend's device. Randomness always comes from an explicit ``numpy.random.Generator``.
-
-Toy distributions (WORKLOADS.md, Q1/Q2) — each also available as a :class:`ToyDistribution`
-through :func:`toy`, which carries the mode centres and std that :func:`pygan.metrics.mode_metrics`
-needs:
-
-=============  ==========================================================================
-``ring-8``     8 Gaussians, means (cos 2πi/8, sin 2πi/8), std 0.01            :func:`ring`
-``grid-25``    25 Gaussians, means on {−4, −2, 0, 2, 4}², std 0.05             :func:`grid`
-``swiss-roll`` a noisy 2-D spiral (no modes)                                   :func:`swiss_roll`
-``mixture-1d`` a 1-D Gaussian mixture with a known density                    :func:`gaussian_mixture_1d`
-=============  ==========================================================================
-
-Images: :func:`load_digits` (8×8, bundled with scikit-learn) and :func:`load_mnist` (IDX files,
-gzipped or not, in a folder the user gives; :func:`download_mnist` fetches them and checks their
-SHA-256). Images are float32 (N, 1, H, W) scaled to [−1, 1] (a Tanh generator's range).
+:func:`load_digits` (8×8, bundled with scikit-learn) and :func:`load_mnist` (IDX files, gzipped
+or not, in a folder the user gives; :func:`download_mnist` fetches them and checks their
+SHA-256). Images are float32 (N, 1, H, W) scaled to [−1, 1] (a Tanh generator's range), labels
+int64 (N,). :func:`load_images` names a data set and a split.
 """
 from __future__ import annotations
 
@@ -28,242 +15,17 @@ import struct
 import urllib.error
 import urllib.request
 import zlib
-from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from .checkpoint import atomic_write
+from ..files import atomic_write
 
-__all__ = [
-    "ring", "grid", "swiss_roll", "gaussian_mixture_1d", "gaussian_mixture_1d_pdf",
-    "ToyDistribution", "toy", "TOY_DISTRIBUTIONS",
-    "load_digits", "read_idx", "write_idx", "load_mnist", "mnist_file_names",
-    "download", "download_mnist", "ChecksumError", "MNIST_MIRRORS", "MNIST_SHA256",
-    "batches",
-]
+__all__ = ["load_digits", "digits_split", "read_idx", "write_idx", "load_mnist", "mnist_file_names",
+           "load_images", "IMAGE_DATA", "download", "download_mnist", "ChecksumError", "MNIST_MIRRORS",
+           "MNIST_SHA256"]
 
-
-# ---------------------------------------------------------------------------------------------
-# Toy distributions
-# ---------------------------------------------------------------------------------------------
-
-def _check_n(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"number of samples must be a non-negative integer, got {n!r}")
-    return int(n)
-
-
-def _check_rng(rng) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
-                        f"got {type(rng).__name__}")
-    return rng
-
-
-def ring_means(modes: int = 8, radius: float = 1.0) -> np.ndarray:
-    """The ``modes`` centres radius·(cos 2πi/modes, sin 2πi/modes), i = 0 … modes−1; (modes, 2)."""
-    if modes < 1:
-        raise ValueError(f"ring: modes must be ≥ 1, got {modes}")
-    a = 2.0 * np.pi * np.arange(modes) / modes
-    return radius * np.stack([np.cos(a), np.sin(a)], axis=1)
-
-
-def grid_means(side: int = 5, spacing: float = 2.0) -> np.ndarray:
-    """The side² centres of a square grid centred on 0, row-major in (x, y); (side², 2).
-
-    side=5, spacing=2 gives {−4, −2, 0, 2, 4}² (Q2 ``grid-25``).
-    """
-    if side < 1:
-        raise ValueError(f"grid: side must be ≥ 1, got {side}")
-    c = (np.arange(side) - (side - 1) / 2.0) * spacing
-    gx, gy = np.meshgrid(c, c, indexing="ij")
-    return np.stack([gx.ravel(), gy.ravel()], axis=1)
-
-
-def _isotropic_mixture(n, rng, means, std, dtype):
-    n = _check_n(n)
-    rng = _check_rng(rng)
-    if not std >= 0:
-        raise ValueError(f"std must be ≥ 0, got {std}")
-    k = rng.integers(0, len(means), size=n)        # equal weights
-    x = means[k] + std * rng.standard_normal((n, means.shape[1]))
-    return x.astype(dtype, copy=False)
-
-
-def ring(n: int, rng: np.random.Generator, modes: int = 8, radius: float = 1.0,
-         std: float = 0.01, dtype=np.float32) -> np.ndarray:
-    """n points from an equal-weight mixture of ``modes`` isotropic Gaussians on a circle.
-
-    x = radius·(cos 2πk/modes, sin 2πk/modes) + std·ε, k ~ U{0 … modes−1}, ε ~ N(0, I₂).
-    Defaults are Q1 ``ring-8``. Returns (n, 2) of ``dtype``.
-    """
-    return _isotropic_mixture(n, rng, ring_means(modes, radius), std, dtype)
-
-
-def grid(n: int, rng: np.random.Generator, side: int = 5, spacing: float = 2.0,
-         std: float = 0.05, dtype=np.float32) -> np.ndarray:
-    """n points from an equal-weight mixture of side² isotropic Gaussians on a square grid.
-
-    Means :func:`grid_means` (side, spacing); defaults are Q2 ``grid-25`` (means on
-    {−4, −2, 0, 2, 4}², std 0.05). Returns (n, 2) of ``dtype``.
-    """
-    return _isotropic_mixture(n, rng, grid_means(side, spacing), std, dtype)
-
-
-def swiss_roll(n: int, rng: np.random.Generator, noise: float = 0.25, scale: float = 1.0 / 7.5,
-               dtype=np.float32) -> np.ndarray:
-    """n points of a 2-D Swiss roll (the spiral of scikit-learn's ``make_swiss_roll``, x and z).
-
-    t ~ U[1.5π, 4.5π];  x = scale·(t cos t + noise·ε₁, t sin t + noise·ε₂),  ε ~ N(0, I₂).
-    With the defaults (noise 0.25 before scaling by 1/7.5, as in the WGAN-GP authors' toy code)
-    the points lie in about [−1.8, 1.8]². Returns (n, 2) of ``dtype``.
-    """
-    n = _check_n(n)
-    rng = _check_rng(rng)
-    if not noise >= 0:
-        raise ValueError(f"swiss_roll: noise must be ≥ 0, got {noise}")
-    t = 1.5 * np.pi * (1.0 + 2.0 * rng.random(n))
-    x = np.stack([t * np.cos(t), t * np.sin(t)], axis=1)
-    x += noise * rng.standard_normal((n, 2))
-    x *= scale
-    return x.astype(dtype, copy=False)
-
-
-def _mixture_params(means, stds, weights):
-    means = np.atleast_1d(np.asarray(means, dtype=np.float64))
-    stds = np.atleast_1d(np.asarray(stds, dtype=np.float64))
-    if means.ndim != 1 or len(means) == 0:
-        raise ValueError(f"mixture: means must be a non-empty 1-D sequence, got shape {means.shape}")
-    if stds.size == 1:
-        stds = np.full_like(means, stds.item())
-    if stds.shape != means.shape:
-        raise ValueError(f"mixture: {len(means)} means but {stds.size} stds")
-    if not np.all(stds > 0):
-        raise ValueError(f"mixture: every std must be > 0, got {stds.tolist()}")
-    if weights is None:
-        weights = np.full_like(means, 1.0 / len(means))
-    else:
-        weights = np.atleast_1d(np.asarray(weights, dtype=np.float64))
-        if weights.shape != means.shape:
-            raise ValueError(f"mixture: {len(means)} means but {weights.size} weights")
-        if not (np.all(weights >= 0) and weights.sum() > 0 and np.all(np.isfinite(weights))):
-            raise ValueError(f"mixture: weights must be finite, ≥ 0 and not all 0, got {weights.tolist()}")
-        weights = weights / weights.sum()
-    if not np.all(np.isfinite(means)):
-        raise ValueError(f"mixture: means must be finite, got {means.tolist()}")
-    return means, stds, weights
-
-
-def gaussian_mixture_1d(n: int, rng: np.random.Generator, means: Sequence[float] = (-2.0, 2.0),
-                        stds: Sequence[float] | float = 0.5, weights: Sequence[float] | None = None,
-                        dtype=np.float32) -> np.ndarray:
-    """n points from the 1-D mixture p(x) = Σₖ wₖ N(x; μₖ, σₖ²); returns (n, 1) of ``dtype``.
-
-    ``means`` (K,), ``stds`` (K,) or one float for all, ``weights`` (K,) non-negative, normalised
-    to sum 1 here (None: equal). The density is :func:`gaussian_mixture_1d_pdf` with the same
-    arguments. Shape (n, 1) so that it feeds ``nn.Linear(1, …)`` directly.
-    """
-    n = _check_n(n)
-    rng = _check_rng(rng)
-    means, stds, weights = _mixture_params(means, stds, weights)
-    k = rng.choice(len(means), size=n, p=weights)
-    x = means[k] + stds[k] * rng.standard_normal(n)
-    return x.reshape(n, 1).astype(dtype, copy=False)
-
-
-def gaussian_mixture_1d_pdf(x, means: Sequence[float] = (-2.0, 2.0),
-                            stds: Sequence[float] | float = 0.5,
-                            weights: Sequence[float] | None = None) -> np.ndarray:
-    """The density p(x) = Σₖ wₖ · exp(−(x − μₖ)² / 2σₖ²) / (σₖ √(2π)) of :func:`gaussian_mixture_1d`.
-
-    ``x`` any shape; returns float64 of the same shape. Same ``means``/``stds``/``weights``
-    conventions (weights normalised to sum 1).
-    """
-    means, stds, weights = _mixture_params(means, stds, weights)
-    x = np.asarray(x, dtype=np.float64)
-    z = (x[..., None] - means) / stds
-    return np.sum(weights / (stds * np.sqrt(2.0 * np.pi)) * np.exp(-0.5 * z * z), axis=-1)
-
-
-@dataclass(frozen=True, eq=False)
-class ToyDistribution:
-    """A named toy distribution with what the quality metrics need.
-
-    name     registry name (``"ring-8"``…)
-    sampler  ``sampler(n, rng) -> (n, dim)`` float32 array (use :meth:`sample`)
-    dim      data dimension
-    means    (K, dim) float64 mode centres, or None when the distribution has no modes
-    std      per-coordinate std of each mode (the "3 std" of the high-quality test), or None;
-             for ``mixture-1d`` with unequal stds, the largest
-    pdf      ``pdf(x) -> density`` for distributions with a known density (``mixture-1d``), else None
-
-    ``mode_metrics(samples, d.means, d.std)`` scores samples against it (:mod:`pygan.metrics`).
-    """
-
-    name: str
-    sampler: Callable[[int, np.random.Generator], np.ndarray] = field(repr=False)
-    dim: int
-    means: np.ndarray | None = field(default=None, repr=False)
-    std: float | None = None
-    pdf: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
-
-    def sample(self, n: int, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
-        """n samples, (n, dim) of ``dtype``."""
-        return self.sampler(n, rng).astype(dtype, copy=False)
-
-    @property
-    def num_modes(self) -> int:
-        return 0 if self.means is None else len(self.means)
-
-
-def _toy_ring(modes=8, radius=1.0, std=0.01):
-    return ToyDistribution(f"ring-{modes}", lambda n, rng: ring(n, rng, modes, radius, std, np.float64),
-                           2, ring_means(modes, radius), float(std))
-
-
-def _toy_grid(side=5, spacing=2.0, std=0.05):
-    return ToyDistribution(f"grid-{side * side}",
-                           lambda n, rng: grid(n, rng, side, spacing, std, np.float64),
-                           2, grid_means(side, spacing), float(std))
-
-
-def _toy_swiss_roll(noise=0.25, scale=1.0 / 7.5):
-    return ToyDistribution("swiss-roll", lambda n, rng: swiss_roll(n, rng, noise, scale, np.float64), 2)
-
-
-def _toy_mixture_1d(means=(-2.0, 2.0), stds=0.5, weights=None):
-    m, s, w = _mixture_params(means, stds, weights)
-    return ToyDistribution("mixture-1d",
-                           lambda n, rng: gaussian_mixture_1d(n, rng, m, s, w, np.float64),
-                           1, m.reshape(-1, 1), float(s.max()),
-                           lambda x: gaussian_mixture_1d_pdf(x, m, s, w))
-
-
-_TOY = {
-    "ring-8": _toy_ring,
-    "grid-25": _toy_grid,
-    "swiss-roll": _toy_swiss_roll,
-    "mixture-1d": _toy_mixture_1d,
-}
-TOY_DISTRIBUTIONS = tuple(_TOY)
-
-
-def toy(name: str, **kwargs) -> ToyDistribution:
-    """The toy distribution called ``name`` (one of :data:`TOY_DISTRIBUTIONS`).
-
-    Keyword arguments override its parameters: ``toy("ring-8", std=0.02)``,
-    ``toy("grid-25", spacing=1.0)``, ``toy("mixture-1d", means=(-1, 3), stds=(0.5, 1))``,
-    ``toy("swiss-roll", noise=0.1)`` (the parameters of :func:`ring`, :func:`grid`,
-    :func:`gaussian_mixture_1d`, :func:`swiss_roll`).
-    """
-    if name not in _TOY:
-        raise ValueError(f"unknown toy distribution {name!r}; choose one of {', '.join(TOY_DISTRIBUTIONS)}")
-    try:
-        return _TOY[name](**kwargs)
-    except TypeError as e:
-        raise TypeError(f"toy({name!r}): {e}") from None
-
+IMAGE_DATA = ("digits", "mnist", "fashion")
 
 # ---------------------------------------------------------------------------------------------
 # scikit-learn digits
@@ -286,6 +48,19 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(d.images, dtype=np.float32)
     x = ((x - np.float32(8.0)) / np.float32(8.0)).reshape(-1, 1, 8, 8)
     return np.ascontiguousarray(x), np.asarray(d.target, dtype=np.int64)
+
+
+#: the digits' fixed split into a training part and a held-out part (a fixed permutation)
+DIGITS_TRAIN = 1500
+
+
+def digits_split():
+    """((x_train, y_train), (x_heldout, y_heldout)): the 1,797 digits split 1,500 / 297 by a fixed
+    permutation (seed 0), the same split wherever a held-out digit set is needed."""
+    x, y = load_digits()
+    perm = np.random.default_rng(0).permutation(len(x))
+    tr, te = perm[:DIGITS_TRAIN], perm[DIGITS_TRAIN:]
+    return (x[tr], y[tr]), (x[te], y[te])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -585,51 +360,18 @@ def download_mnist(folder, kind: str = "mnist", mirrors: Sequence[str] | None = 
     return paths
 
 
-# ---------------------------------------------------------------------------------------------
-# Minibatches
-# ---------------------------------------------------------------------------------------------
-
-def batches(x: np.ndarray, batch_size: int, rng: np.random.Generator, labels: np.ndarray | None = None,
-            drop_last: bool = True, epochs: int | None = None) -> Iterator:
-    """Shuffled minibatches of ``x`` (N, …) along axis 0, reshuffled every epoch.
-
-    A generator. Each epoch draws a fresh permutation of the N rows from ``rng`` and yields
-    its consecutive slices of ``batch_size`` rows: ``x[idx]`` (a copy), or ``(x[idx],
-    labels[idx])`` when ``labels`` (N, …) is given. With ``drop_last`` the final short slice of
-    an epoch is skipped, so every batch has exactly ``batch_size`` rows (N // batch_size
-    batches an epoch); without it the epoch ends with the remaining N mod batch_size rows.
-
-    ``epochs=None`` (default) never ends — the usual GAN loop draws ``next(it)`` once per step;
-    ``epochs=k`` stops after k full passes (``for xb in batches(x, 64, rng, epochs=1)``).
-
-    Raises ``ValueError`` if ``drop_last`` and ``batch_size > N`` (no batch could ever be made).
-    """
-    x = np.asarray(x)
-    rng = _check_rng(rng)
-    if x.ndim == 0:
-        raise ValueError("batches: x must have a leading sample axis, got a scalar")
-    n = len(x)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batches: batch_size must be a positive integer, got {batch_size!r}")
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.ndim == 0 or len(labels) != n:
-            raise ValueError(f"batches: {n} samples but labels of shape {labels.shape}")
-    if n == 0 or (drop_last and batch_size > n):
-        raise ValueError(f"batches: batch_size {batch_size} > {n} samples with drop_last=True "
-                         f"gives no batch; use a smaller batch or drop_last=False")
-    if epochs is not None and (isinstance(epochs, bool) or epochs < 0):
-        raise ValueError(f"batches: epochs must be None or ≥ 0, got {epochs!r}")
-    return _batches(x, int(batch_size), rng, labels, drop_last, epochs)
-
-
-def _batches(x, batch_size, rng, labels, drop_last, epochs):
-    n = len(x)
-    stop = n - n % batch_size if drop_last else n
-    epoch = 0
-    while epochs is None or epoch < epochs:
-        perm = rng.permutation(n)
-        for s in range(0, stop, batch_size):
-            idx = perm[s:s + batch_size]
-            yield x[idx] if labels is None else (x[idx], labels[idx])
-        epoch += 1
+def load_images(name: str, folder=None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of the image data set ``name`` (one of :data:`IMAGE_DATA`): "digits" (all
+    1,797 for split "all"/"train"; :func:`digits_split`'s parts for "fit"/"heldout"), or MNIST /
+    Fashion-MNIST's "train" or "test" IDX files in ``folder``."""
+    if name == "digits":
+        if split in ("all", "train"):
+            return load_digits()
+        if split in ("fit", "heldout"):
+            return digits_split()[0 if split == "fit" else 1]
+        raise ValueError(f"digits: unknown split {split!r} (all, fit, heldout)")
+    if name in ("mnist", "fashion"):
+        if not folder:
+            raise ValueError(f"data {name!r} needs a folder holding the IDX files (data_folder)")
+        return load_mnist(folder, kind=name, split=split)
+    raise ValueError(f"no image data set called {name!r}; choose one of {', '.join(IMAGE_DATA)}")

@@ -44,10 +44,12 @@ import zipfile
 
 import numpy as np
 
-from . import losses, metrics, nn, optim
-from .checkpoint import atomic_write
-from .backend import get_backend, to_host as _to_host
-from .random import get_rng
+from .. import losses, nn, optim
+from ..backend import get_backend, to_host as _to_host
+from ..files import atomic_write
+from ..random import get_rng
+from . import metrics
+from .sampling import generate
 
 __all__ = ["Judge", "JudgeNet", "JudgeCacheWarning", "get_judge", "evaluate", "default_arch",
            "default_training", "cache_folder", "clear_memory_cache", "FORMAT_VERSION"]
@@ -183,13 +185,8 @@ class Judge:
 
     def _map(self, fn, x, chunk):
         x = self._input(x)
-        mode = [(m, m.training) for m in self.net.modules()]
-        self.net.eval()
-        try:
+        with self.net.eval_mode():
             out = [_to_host(fn(x[s:s + chunk])).copy() for s in range(0, len(x), chunk)]
-        finally:
-            for m, t in mode:
-                object.__setattr__(m, "training", t)
         if not out:
             return np.zeros((0, self.net.feature_dim if fn is self.net.features else self.num_classes),
                             np.float32)
@@ -455,20 +452,18 @@ class _RealData:
 
 
 def _load_named(data, data_folder):
-    from . import data as data_mod
-    if data == "digits":
-        x, y = data_mod.load_digits()
-        return x, y, None
-    if data in ("mnist", "fashion"):
-        if not data_folder:
-            raise ValueError(f"judge: data {data!r} needs data_folder (the folder with the IDX files)")
-        x, y = data_mod.load_mnist(data_folder, kind=data, split="train")
+    from ..data import load_images
+    try:
+        x, y = load_images(data, data_folder, "all" if data == "digits" else "train")
+    except ValueError as e:
+        raise ValueError(f"judge: {e}") from None
+    test = None
+    if data != "digits":
         try:
-            test = data_mod.load_mnist(data_folder, kind=data, split="test")
+            test = load_images(data, data_folder, "test")
         except FileNotFoundError:
-            test = None
-        return x, y, test
-    raise ValueError(f"judge: no image data set called {data!r} (digits, mnist, fashion)")
+            pass
+    return x, y, test
 
 
 def _real_data(data, data_folder, cache_dir, log) -> _RealData:
@@ -478,25 +473,6 @@ def _real_data(data, data_folder, cache_dir, log) -> _RealData:
         x, y, test = _load_named(data, data_folder)
         _DATASETS[key] = _RealData(data, x, y, test, cache_dir, log)
     return _DATASETS[key]
-
-
-def _generate(model, n, rng, labels, chunk):
-    """n samples of the model in eval mode (modes restored after), on the host."""
-    xp = get_backend().xp
-    nets = [getattr(model, a) for a in ("G", "D") if isinstance(getattr(model, a, None), nn.Module)]
-    modes = [(m, m.training) for net in nets for m in net.modules()]
-    for net in nets:
-        net.eval()
-    try:
-        out = []
-        for s in range(0, n, chunk):
-            z = model.sample_z(min(chunk, n - s), rng)
-            lab = None if labels is None else xp.asarray(labels[s:s + chunk])
-            out.append(np.array(_to_host(model.g_forward(z, lab)), dtype=np.float32))
-    finally:
-        for m, t in modes:
-            object.__setattr__(m, "training", t)
-    return np.concatenate(out)
 
 
 #: the noise floor is the mean over this many random splits (one split alone can be off by 2×)
@@ -518,9 +494,8 @@ def evaluate(model, real_images=None, real_labels=None, rng=None, n: int = 1000,
              chunk: int = 500, log=None) -> dict:
     """Judge a generator: Fréchet distance on judge features and, if conditional, class accuracy.
 
-    model        anything with ``sample_z(n, rng)``, ``g_forward(z, labels)``, ``num_classes``
-                 (0: unconditional) — a :class:`pygan.models.GANModel`; G (and D) are put in eval
-                 mode while sampling and their modes restored
+    model        a generator as :func:`pygan.evaluation.sampling.generate` takes it (a
+                 :class:`pygan.models.GANModel`, a VAE); it samples in eval mode
     real_images  (N, C, H, W) the real data (with ``real_labels`` (N,) to train a judge), or
     data         a data set name instead: "digits", or "mnist"/"fashion" with ``data_folder``
                  (its judge and real features are loaded once per process)
@@ -569,7 +544,7 @@ def evaluate(model, real_images=None, real_labels=None, rng=None, n: int = 1000,
     if k > judge.num_classes:
         raise ValueError(f"judge.evaluate: the model has {k} classes but the judge knows {judge.num_classes}")
     labels = (np.arange(n) % k).astype(np.int64) if k else None
-    fake = _generate(model, n, rng, labels, int(chunk))
+    fake = generate(model, n, rng, labels=labels, chunk=int(chunk))
     if tuple(fake.shape) != (n,) + judge.image_shape:
         raise ValueError(f"judge.evaluate: the model generates {tuple(fake.shape[1:])} but the judge "
                          f"expects {judge.image_shape}")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import to_host
+from ..backend import to_host
 
-__all__ = ["mode_metrics", "feature_statistics", "gaussian_frechet_distance", "frechet_distance",
+__all__ = ["mode_metrics", "feature_statistics", "gaussian_frechet_distance", "frechet_distance", "format_quality",
            "js_divergence_1d"]
 
 
@@ -194,3 +194,14 @@ def js_divergence_1d(p, q, x) -> float:
 
     js = 0.5 * (kl_to_m(p) + kl_to_m(q))
     return float(min(max(js, 0.0), np.log(2.0)))
+
+
+def format_quality(q: dict) -> str:
+    """One line of quality figures: ``modes 8/8  high-quality 94.1%  KL 0.006`` (toy data) or the
+    judge's figures."""
+    if not q:
+        return "no quality figures for this data"
+    if "modes" in q and "hq_percent" in q:
+        return (f"modes {q['modes']}/{q.get('total_modes', '?')}  high-quality {q['hq_percent']:.1f}%  "
+                f"KL {q['kl']:.3f}")
+    return "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in q.items())

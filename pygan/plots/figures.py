@@ -5,7 +5,7 @@
   generator's gradient field −∂L_G/∂x drawn as arrows at generated points.
 * :func:`histogram_1d` — generated vs real histogram in 1-D, with D's output curve.
 * :func:`interpolation_paths` — latent interpolations of a 2-D generator drawn as paths.
-* :func:`curves` — losses, D's outputs and per-parameter gradient norms from metrics.jsonl
+* :func:`curves` — a GAN run's losses, D's outputs and per-parameter gradient norms from metrics.jsonl
   records (one PNG each: losses.png, d_outputs.png, grad_norms.png, quality.png).
 
 Every function takes host NumPy arrays and a path, writes the file and closes its figure.
@@ -17,7 +17,8 @@ import os
 
 import numpy as np
 
-from .backend import to_host
+from ..backend import to_host
+from ..files import atomic_write
 
 __all__ = ["image_grid", "tile_images", "scatter_2d", "histogram_1d", "interpolation_paths", "curves",
            "smooth"]
@@ -32,10 +33,11 @@ def _plt():
 
 
 def _save(fig, path):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fig.savefig(path, dpi=fig.dpi)
-    _plt().close(fig)
+    """Write the figure as PNG atomically (a full disk leaves no partial file) and close it."""
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=fig.dpi))
+    finally:
+        _plt().close(fig)
 
 
 def tile_images(images, nrow: int | None = None, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
@@ -245,7 +247,7 @@ def curves(records, folder, title: str = "") -> list:
                     continue
                 s = [(r["step"], r["grad_norm"][k]) for r in records if k in r.get("grad_norm", {})]
                 a = np.array(s, dtype=np.float64)
-                y = smooth(a[:, 1], win)
+                y = smooth(a[:, 1], max(1, len(a) // 200))   # logged every log_every steps
                 ax.plot(a[:, 0], np.maximum(y, 1e-30), lw=0.9, label=k[len(net) + 1:])
             ax.set_yscale("log")
             ax.set_xlabel("G step")
