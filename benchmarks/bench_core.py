@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """pygan's core benchmark: W1 and W2 training steps, W3 kernels and peak memory, against PyTorch CPU.
 
-Workloads are those of WORKLOADS.md (see benchmarks/README.md for how to read the output):
+Workloads are those of benchmarks/WORKLOADS.md (see benchmarks/README.md for how to read the output):
 
 * W1 ``toy-mlp``   — one nonsaturating-GAN training step (D step on real + fake, G step through
   D), Adam(2e-4, (0.5, 0.999)), MLPs of width 128, batch 256.
@@ -50,7 +50,7 @@ TARGETS = {"W1": 1.0, "W2": 1.5, "W4": 0.7, "memory": 1.5}
 PAUSE_S = 0.5
 LR, BETAS = 2e-4, (0.5, 0.999)
 
-# --- the reference workloads (WORKLOADS.md), as layer specs both libraries are built from ------
+# --- the reference workloads (benchmarks/WORKLOADS.md), as layer specs both libraries are built from ------
 # torch.nn and pygan.nn share every class name and argument order used here.
 W1_G = [("Linear", 2, 128), ("ReLU",), ("Linear", 128, 128), ("ReLU",),
         ("Linear", 128, 128), ("ReLU",), ("Linear", 128, 2)]

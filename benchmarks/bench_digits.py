@@ -1,4 +1,4 @@
-"""Q3 (WORKLOADS.md): image models on the 8×8 scikit-learn digits, judged by pygan's judge.
+"""Q3 (benchmarks/WORKLOADS.md): image models on the 8×8 scikit-learn digits, judged by pygan's judge.
 
 Trains each preset with ``pygan train`` (a fresh process each), evaluates it with
 ``pygan eval RUN --json`` (Fréchet distance on the judge's features, beside the real-vs-real

@@ -1,4 +1,4 @@
-"""W3 of shared/WORKLOADS.md: single kernels in GFLOP/s and as a fraction of the device's peak.
+"""W3 of benchmarks/WORKLOADS.md: single kernels in GFLOP/s and as a fraction of the device's peak.
 
     python benchmarks/bench_kernels.py [--repeat 20] [--quick]
 

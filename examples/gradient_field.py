@@ -7,7 +7,7 @@ The generator only ever sees D through the gradient of its loss at its own sampl
 
 which pygan gives as ``-D.backward(g)`` after ``_, g = loss.g_loss(D(x))`` (D.backward returns
 +∂L_G/∂x; the arrows are its negative, the direction a gradient step moves a sample). For each
-loss in ``pygan.losses.names()`` one GAN is trained on ring-8 (WORKLOADS.md Q1) and, at a few
+loss in ``pygan.losses.names()`` one GAN is trained on ring-8 (benchmarks/WORKLOADS.md Q1) and, at a few
 steps, a panel shows D's surface as filled contours (σ(a) for the two sigmoid losses, the raw
 output a for the others; red = high = "real"), the real data (black), the generated points
 (orange) and the arrows at generated points. One row per loss, one column per snapshot.
@@ -18,7 +18,7 @@ recipe, used for all five so that D is close to its optimum for the current G �
 theory describes; with one D step per G step and β = (0.5, 0.999) the hinge and Wasserstein
 runs had not found the ring after 3,000 steps). ``wasserstein`` needs a Lipschitz constraint:
 it gets the gradient penalty of ``pygan.penalties`` with λ = 0.1 (the value the WGAN-GP
-authors' toy code uses; WORKLOADS.md). Arrows are scaled per panel (the 90th-percentile arrow
+authors' toy code uses; benchmarks/WORKLOADS.md). Arrows are scaled per panel (the 90th-percentile arrow
 is drawn 0.25 long), so lengths compare points within a panel; the panel title gives the mean
 |−∂L_G/∂x| per sample.
 

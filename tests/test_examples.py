@@ -1,5 +1,5 @@
 """The theory lab in examples/: each script's ``main(["--quick", "--out", tmp])`` runs, writes its
-figure, and the numbers it returns satisfy the theory it illustrates (WORKLOADS.md, "Theory
+figure, and the numbers it returns satisfy the theory it illustrates (benchmarks/WORKLOADS.md, "Theory
 checks"). Tolerances are tight where the identity is exact (closed forms, quadrature) and loose
 only where a short training run is involved.
 """

@@ -1,5 +1,5 @@
 """GAN losses: gradients by finite differences, values against the naive formulas and PyTorch,
-stability at huge logits, the saturation claim of WORKLOADS.md, and input validation."""
+stability at huge logits, the saturation claim of benchmarks/WORKLOADS.md, and input validation."""
 import numpy as np
 import pytest
 
@@ -202,7 +202,7 @@ def test_least_squares_overflow_in_float32_is_reported_not_returned():
         losses.get("least_squares").g_loss(np.array([1e30, 0.0], dtype=np.float32))
 
 
-# --- the theory check of WORKLOADS.md: saturation -----------------------------------------------
+# --- the theory check of benchmarks/WORKLOADS.md: saturation -----------------------------------------------
 
 def test_minimax_generator_gradient_is_minus_D_and_saturates(rng):
     a = np.concatenate([np.linspace(-30, 5, 15), rng.standard_normal(5)])

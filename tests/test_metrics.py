@@ -5,7 +5,7 @@ from pygan import data
 from pygan.evaluation import metrics
 
 
-# --- mode_metrics (WORKLOADS.md Q1/Q2) -------------------------------------------------------
+# --- mode_metrics (benchmarks/WORKLOADS.md Q1/Q2) -------------------------------------------------------
 
 # A 2-D isotropic Gaussian lies within 3σ of its mean with probability P(χ²₂ ≤ 9) = 1 − e^{−4.5}.
 HQ_2D = 100.0 * (1.0 - np.exp(-4.5))    # 98.89%

@@ -1,6 +1,6 @@
 // emu.h — the CUDA execution model on a CPU, for kernels compiled with -DPYGAN_EMU.
 //
-// Model (see docs/parts/cuda.md#the-emulator):
+// Model (see docs/backends.md#the-emulator):
 //   * A launch runs its blocks one after another on the calling OS thread.
 //   * Each thread of a block is a fiber (ucontext, its own stack).  The block's scheduler resumes
 //     every runnable fiber in turn; a fiber runs until it reaches a barrier (__syncthreads, a warp

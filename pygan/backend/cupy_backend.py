@@ -1,4 +1,4 @@
-"""The ``cupy`` backend: the same layers on the GPU through CuPy.  docs/parts/cupy.md.
+"""The ``cupy`` backend: the same layers on the GPU through CuPy.  docs/backends.md#the-cupy-backend.
 
 Arrays are CuPy arrays (device memory); layers reach them through ``backend.xp`` (= ``cupy``)
 and the hot kernels through the seam of :class:`pygan.backend.numpy_backend.NumpyBackend`:

@@ -1,4 +1,4 @@
-"""The image-quality judge (WORKLOADS.md Q3/Q4): a small classifier trained by pygan on the real data.
+"""The image-quality judge (benchmarks/WORKLOADS.md Q3/Q4): a small classifier trained by pygan on the real data.
 
 A :class:`Judge` is a small convolutional classifier built from :mod:`pygan.nn` layers and trained
 with pygan's own Adam and softmax cross-entropy (:func:`pygan.losses.cross_entropy`) on the real

@@ -26,7 +26,7 @@ def _as_points(a, name, dim=None):
 
 
 def mode_metrics(samples, means, std: float, threshold: float = 3.0, chunk: int = 8192) -> dict:
-    """Mode coverage of generated points on a mixture of isotropic Gaussians (WORKLOADS.md Q1/Q2).
+    """Mode coverage of generated points on a mixture of isotropic Gaussians (benchmarks/WORKLOADS.md Q1/Q2).
 
     samples  (N, d) generated points in the data's original coordinates ((N,) for d = 1)
     means    (K, d) mode centres ((K,) for d = 1), e.g. ``pygan.data.toy("ring-8").means``

@@ -7,21 +7,15 @@ One family, two strided (de)convolutions (k4 s2 p1, each doubling or halving the
     D: x (1, 4s, 4s) → Conv(1→c, k4 s2 p1) → LReLU(0.2) → Conv(c→2c, k4 s2 p1) → [BN] → LReLU(0.2)
          → Flatten → Linear(2c·s·s → 1)
 
-with c = ``width`` and s = side/4. At side 28, c = 64, z = 100 this is W2 of WORKLOADS.md
+with c = ``width`` and s = side/4. At side 28, c = 64, z = 100 this is W2 of benchmarks/WORKLOADS.md
 exactly (G 766,017 and D 138,817 parameters, every layer with its bias, as torch builds it).
 
 At side 8 (scikit-learn digits, "dcgan-8") with c = 32: G z(32) → 256 → (64, 2, 2) → (32, 4, 4)
 → (1, 8, 8), D (1, 8, 8) → (32, 4, 4) → (64, 2, 2) → 256 → 1. Why these sizes: two stride-2
 stages, like W2, so strokes are drawn at 4×4 and 8×8 by learned up-convolutions; the 32↔64
 layers (≈ 17 MFLOP each per batch of 64) dominate a step of ≈ 0.22 GFLOP (G forward 19, D
-forward 18 MFLOP; three D passes; backward ≈ 2× forward), 1/48 of a W2 step. Measured on the
-shared 2-core development machine (one BLAS thread, other jobs running; nonsaturating loss, Adam
-2e-4 (0.5, 0.999), batch 64): 4,000 steps (≈ 140 epochs of the 1,797 digits) took 82–130 s and
-gave recognisable digits of all ten classes — Fréchet distance 0.96 on the hidden features of an
-MLP classifier trained on the real digits (two halves of the real data: 2.7), and for cgan-8
-98.7% of samples classified as the requested digit. c = 64 (4× the FLOPs, 2.5× the time) reached
-the same figures (FD 1.00; 99.4%); at 1,500 steps both are blurrier (FD 1.8 at c = 32, 2.3 at 64).
-z = 32 is plenty for 64-pixel images.
+forward 18 MFLOP; three D passes; backward ≈ 2× forward), 1/48 of a W2 step; z = 32 is plenty for
+64-pixel images. What these models reach on the digits: the README and benchmarks/results/digits.md.
 
 ``batchnorm_in_d=False`` (what the trainer asks for under a gradient penalty, which needs the
 samples of a batch to be independent) removes D's BatchNorm and puts nothing in its place (no

@@ -1,4 +1,4 @@
-"""MLP GAN for 1-D/2-D toy data (W1 of WORKLOADS.md at the defaults).
+"""MLP GAN for 1-D/2-D toy data (W1 of benchmarks/WORKLOADS.md at the defaults).
 
 G: z(latent_dim) → width → … → width → data_dim, ReLU between layers, no output activation.
 D: data_dim → width → … → width → 1, LeakyReLU(0.2) between layers, one logit per sample.

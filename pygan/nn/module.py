@@ -1,6 +1,6 @@
 """Module and Parameter: the containers every layer is built on.
 
-The contract (see README, "How backward works"):
+The contract (see the README, "Which forward does backward use?" in its first section):
 
 * ``y = m(x)`` runs ``forward`` and caches what ``backward`` needs. The cache belongs to the
   **most recent** forward: calling ``m(a); m(b); m.backward(g)`` differentiates at ``b``.

@@ -115,7 +115,7 @@ def _gan_presets():
                    "lr_decay_start": 0.75, **kw}
     p["mixture-1d"] = _toy("mixture-1d", "mixture-1d", steps=5000, sample_every=1000)
     img = dict(batch_size=64, eval_every=0, eval_samples=1000, log_every=250)
-    # the default of `pygan train`: about a minute on two CPU cores (width 32: ~11 ms a step)
+    # the default of `pygan train` (its time on two cores: README)
     p["dcgan-digits"] = dict(name="dcgan-digits", model="dcgan-8", model_args={"width": 32}, data="digits",
                              steps=4000, sample_every=1000, checkpoint_every=1000, **img)
     p["cgan-digits"] = dict(name="cgan-digits", model="cgan-8", model_args={"width": 32}, data="digits",
@@ -148,7 +148,6 @@ def _gan_presets():
     return p
 
 def _vae_presets():
-    # the digits: ~3 ms a step on two loaded cores, so about a minute each
     mnist = dict(data_folder="data/mnist", steps=5000, eval_every=0, sample_every=1000, checkpoint_every=500,
                  log_every=100)
     return {
