@@ -332,6 +332,43 @@ def pygan_trainer(wl, seed=0):
     return step, G, D
 
 
+#: the preset whose trainer runs each workload's networks (W2's data: random 28×28 IDX images)
+TRAINER_PRESETS = {"W1": "ring-8", "W2": "dcgan-mnist"}
+
+
+def pygan_engine_step(wid, seed=0):
+    """One step of the trainer behind ``pygan train`` on the workload's networks: the batch from
+    the data stream, the step, the logging decision (gradient norms every log_every = 100 steps,
+    the default), the record written as a metrics line — everything ``Trainer.run`` does per step
+    between its intervals."""
+    import json
+    import tempfile
+    from pygan.training import Trainer, config, presets
+    over = {"seed": seed, "steps": 10**9, "log_every": 100, "eval_every": 0, "sample_every": 0,
+            "checkpoint_every": 0}
+    folder = tempfile.mkdtemp(prefix="pygan-bench-")
+    if wid == "W2":
+        from pygan import data
+        rng = np.random.default_rng(seed)
+        for prefix in ("train", "t10k"):
+            data.write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte"),
+                           rng.integers(0, 256, size=(1024, 28, 28), dtype=np.uint8))
+            data.write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte"),
+                           rng.integers(0, 10, size=1024, dtype=np.uint8))
+        over["data_folder"] = folder
+    t = Trainer(config.replace(presets.preset(TRAINER_PRESETS[wid]), over), folder, progress=False)
+    sink = open(os.devnull, "w")
+    t0 = time.perf_counter()
+
+    def step(z=None):
+        rec = t.train_step()
+        rec["time"] = time.perf_counter() - t0
+        sink.write(json.dumps(rec) + "\n")
+        return rec
+
+    return step
+
+
 def torch_trainer(wl, seed=0):
     """The same step in PyTorch: the usual detach() pattern with BCEWithLogitsLoss."""
     if wl.get("kind") == "critic-gp":
@@ -501,6 +538,8 @@ def bench_step(wid, args, torch):
             blas["ctx"] = None
 
     contenders = {"pygan": (p_step, blas_restore)}
+    if wid in TRAINER_PRESETS:
+        contenders["pygan trainer"] = (pygan_engine_step(wid), blas_restore)
     if wid in ("W1", "W4"):
         for k in sorted({1, 2, default_threads}):
             contenders[f"torch@{k}"] = (t_step, (lambda k=k: (blas_restore(), torch.set_num_threads(k))))
@@ -533,6 +572,10 @@ def bench_step(wid, args, torch):
               f"{s['preemptions_per_s']:.0f} preemptions/s)")
     print(f"  ratio pygan / {best} = {res['ratio']:.2f}×   (target ≤ {TARGETS[wid]:.1f}×: "
           f"{'met' if res['ratio'] <= TARGETS[wid] else 'NOT met'})")
+    if "pygan trainer" in res["times"]:
+        res["trainer_ms"] = res["times"]["pygan trainer"]["median_ms"]
+        res["trainer_over_bare"] = res["trainer_ms"] / res["pygan_ms"]
+        print(f"  the trainer's whole step / the bare step = {res['trainer_over_bare']:.3f}×")
     return res
 
 
