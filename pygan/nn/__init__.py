@@ -1,4 +1,8 @@
-"""Layers with hand-derived backward passes, named and laid out like PyTorch's ``torch.nn``."""
+"""Layers with hand-derived backward passes, named and laid out like PyTorch's ``torch.nn``.
+
+Compositions: ``Sequential``; ``Residual(main, shortcut=None)`` (main(x) + shortcut(x)) and
+``ConcatSkip(submodule, dim=1)`` (cat([x, submodule(x)]), pix2pix's U-Net skip); ``Identity``.
+``ReLU`` and ``LeakyReLU`` accept torch's ``inplace`` and compute out of place."""
 from .module import Module, Parameter
 from .linear import Linear
 from .conv import Conv2d, ConvTranspose2d
@@ -8,10 +12,11 @@ from .dropout import Dropout
 from .shape import Flatten, Unflatten
 from .embedding import Embedding
 from .container import Sequential
+from .skip import Identity, Residual, ConcatSkip
 from .spectral_norm import spectral_norm
 from . import init
 from .init import dcgan_init
 
 __all__ = ["Module", "Parameter", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
            "LayerNorm", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout", "Flatten", "Unflatten",
-           "Embedding", "Sequential", "spectral_norm", "init", "dcgan_init"]
+           "Embedding", "Sequential", "Identity", "Residual", "ConcatSkip", "spectral_norm", "init", "dcgan_init"]
