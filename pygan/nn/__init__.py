@@ -2,21 +2,22 @@
 
 Compositions: ``Sequential``; ``Residual(main, shortcut=None)`` (main(x) + shortcut(x)) and
 ``ConcatSkip(submodule, dim=1)`` (cat([x, submodule(x)]), pix2pix's U-Net skip); ``Identity``.
-``ReLU`` and ``LeakyReLU`` accept torch's ``inplace`` and compute out of place."""
+``Upsample`` (nearest; size or integer scale_factor). ``ReLU`` and ``LeakyReLU`` accept torch's ``inplace`` and compute out of place."""
 from .module import Module, Parameter
 from .linear import Linear
 from .conv import Conv2d, ConvTranspose2d
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .activation import ReLU, LeakyReLU, Tanh, Sigmoid
-from .dropout import Dropout
+from .dropout import Dropout, Dropout2d
 from .shape import Flatten, Unflatten
 from .embedding import Embedding
 from .container import Sequential
 from .skip import Identity, Residual, ConcatSkip
+from .upsample import Upsample
 from .spectral_norm import spectral_norm
 from . import init
 from .init import dcgan_init
 
 __all__ = ["Module", "Parameter", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
-           "LayerNorm", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout", "Flatten", "Unflatten",
-           "Embedding", "Sequential", "Identity", "Residual", "ConcatSkip", "spectral_norm", "init", "dcgan_init"]
+           "LayerNorm", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout", "Dropout2d", "Flatten", "Unflatten",
+           "Embedding", "Sequential", "Identity", "Residual", "ConcatSkip", "Upsample", "spectral_norm", "init", "dcgan_init"]
