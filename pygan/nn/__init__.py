@@ -1,17 +1,27 @@
-"""Layers with hand-derived backward passes, named and laid out like PyTorch's ``torch.nn``."""
+"""Layers with hand-derived backward passes, named and laid out like PyTorch's ``torch.nn``.
+
+Compositions: ``Sequential``; ``Residual(main, shortcut=None)`` (main(x) + shortcut(x)) and
+``ConcatSkip(submodule, dim=1)`` (cat([x, submodule(x)]), pix2pix's U-Net skip); ``Identity``.
+``Upsample`` (nearest; size or integer scale_factor). ``ReLU`` and ``LeakyReLU`` accept torch's
+``inplace`` and compute out of place. ``eval_mode(*modules)``: eval mode for a block.
+
+A new layer goes here (one concept per module file): forward, backward, ``jvp``/``backward_jvp``
+if a critic may hold it, its derivation in docs/gradients.md, a case in pygan/gradcheck/suite.py."""
 from .module import Module, Parameter, eval_mode
 from .linear import Linear
 from .conv import Conv2d, ConvTranspose2d
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .activation import ReLU, LeakyReLU, Tanh, Sigmoid
-from .dropout import Dropout
+from .dropout import Dropout, Dropout2d
 from .shape import Flatten, Unflatten
 from .embedding import Embedding
 from .container import Sequential
+from .skip import Identity, Residual, ConcatSkip
+from .upsample import Upsample
 from .spectral_norm import spectral_norm
 from . import init
 from .init import dcgan_init
 
 __all__ = ["Module", "Parameter", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
-           "LayerNorm", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout", "Flatten", "Unflatten",
-           "Embedding", "Sequential", "spectral_norm", "init", "dcgan_init", "eval_mode"]
+           "LayerNorm", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout", "Dropout2d", "Flatten", "Unflatten",
+           "Embedding", "Sequential", "Identity", "Residual", "ConcatSkip", "Upsample", "spectral_norm", "init", "dcgan_init", "eval_mode"]

@@ -26,10 +26,15 @@ def _check_float(layer, x):
 
 
 class ReLU(_Parameterless):
-    """y = max(x, 0).  ∂L/∂x = gy · [x > 0]."""
+    """y = max(x, 0).  ∂L/∂x = gy · [x > 0].
 
-    def __init__(self):
+    ``inplace`` (torch's argument, also positional: ``ReLU(True)``) is accepted so that PyTorch
+    code ports line by line; the result is always a new array (x is left unchanged), since
+    the backward needs x's sign mask."""
+
+    def __init__(self, inplace: bool = False):
         super().__init__()
+        self.inplace = bool(inplace)
         self._mask = None
 
     def forward(self, x):
@@ -67,11 +72,16 @@ class ReLU(_Parameterless):
 
 
 class LeakyReLU(_Parameterless):
-    """y = x if x > 0 else a·x (a = negative_slope).  ∂L/∂x = gy · (1 if x > 0 else a)."""
+    """y = x if x > 0 else a·x (a = negative_slope).  ∂L/∂x = gy · (1 if x > 0 else a).
 
-    def __init__(self, negative_slope: float = 0.01):
+    ``inplace`` (torch's argument, also positional: ``LeakyReLU(0.2, True)``) is accepted so that
+    PyTorch code ports line by line; the result is always a new array (x is left unchanged),
+    since the backward needs x's sign mask."""
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
         self.negative_slope = float(negative_slope)
+        self.inplace = bool(inplace)
         self._mask = None
 
     def extra_repr(self):

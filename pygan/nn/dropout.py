@@ -28,9 +28,9 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: dropout probability has to be between 0 and 1, but got {p!r}")
+            raise ValueError(f"{type(self).__name__}: dropout probability has to be between 0 and 1, but got {p!r}")
         if rng is not None and not isinstance(rng, np.random.Generator):
-            raise TypeError(f"Dropout: rng must be a numpy.random.Generator, got {type(rng).__name__}")
+            raise TypeError(f"{type(self).__name__}: rng must be a numpy.random.Generator, got {type(rng).__name__}")
         self.p = float(p)
         self.rng = rng if rng is not None else np.random.default_rng(int(get_rng().integers(2**63)))
         self._mask = None
@@ -77,3 +77,50 @@ class Dropout(Module):
 
     def backward_jvp(self, gy, gdy):
         return (None if gy is None else self.backward(gy)), self.backward(gdy)
+
+
+class Dropout2d(Dropout):
+    """Channel dropout (PyTorch's ``nn.Dropout2d``): whole feature maps are zeroed.
+
+    Train mode: y[n, c] = x[n, c]·m[n, c]/(1 − p) with one m[n, c] ~ Bernoulli(1 − p) per sample and
+    channel, drawn afresh at every forward from ``self.rng`` (as :class:`Dropout`; checkpointed and
+    replayed by ``gradcheck`` the same way). Eval mode: y = x. Shapes: (N, C, H, W), or (N, C, L)
+    (torch's channel-wise reading of 3-D input); y has x's shape.
+
+    Backward (docs/gradients.md#dropout2d): ∂L/∂x = gy·m/(1 − p) with the forward's mask,
+    broadcast over the spatial dims (eval: gy). Tangent and adjoint: the same diagonal map.
+    """
+
+    def describe(self):
+        return f"Dropout2d(p={self.p})"
+
+    def forward(self, x):
+        xp = get_backend().xp
+        if not isinstance(x, xp.ndarray):
+            raise TypeError(f"{self.describe()}: expected an array, got {type(x).__name__}")
+        if x.ndim not in (3, 4):
+            raise ValueError(f"{self.describe()}: expected input (N, C, H, W) or (N, C, L), got {tuple(x.shape)}")
+        if x.dtype.kind != "f":
+            raise TypeError(f"{self.describe()}: expected a floating input, got dtype {x.dtype}")
+        self._shape = x.shape
+        if not self.training or self.p == 0.0:
+            self._mask = "identity"
+            return x
+        if self.p == 1.0:
+            self._mask = "zero"
+            return xp.zeros_like(x)
+        size = x.shape[0] * x.shape[1]
+        u = self.rng.bit_generator.random_raw((size + 1) // 2).view(np.uint32)[:size]
+        u = u.reshape(x.shape[:2] + (1,) * (x.ndim - 2))
+        if xp is not np:
+            u = xp.asarray(u)
+        threshold = np.uint32(min(round(self.p * 2.0**32), 2**32 - 1))
+        mask = xp.multiply(u >= threshold, x.dtype.type(1.0 / (1.0 - self.p)), dtype=x.dtype)
+        self._mask = mask
+        return x * mask
+
+    def backward(self, gy):
+        shape = self._need_cache(getattr(self, "_shape", None))
+        if tuple(gy.shape) != tuple(shape):
+            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, expected {tuple(shape)}")
+        return super().backward(gy)
