@@ -41,12 +41,18 @@ class Dropout(Module):
     def extra_repr(self):
         return f"p={self.p}"
 
+    def _mask_shape(self, x):
+        """The shape of the mask (one keep/drop draw per element); it broadcasts against x."""
+        return x.shape
+
     def forward(self, x):
         xp = get_backend().xp
         if not isinstance(x, xp.ndarray):
             raise TypeError(f"{self.describe()}: expected an array, got {type(x).__name__}")
         if x.dtype.kind != "f":
             raise TypeError(f"{self.describe()}: expected a floating input, got dtype {x.dtype}")
+        shape = self._mask_shape(x)
+        self._shape = x.shape
         if not self.training or self.p == 0.0:
             self._mask = "identity"
             return x
@@ -55,8 +61,8 @@ class Dropout(Module):
             return xp.zeros_like(x)
         # 32-bit uniform integers straight from the bit generator (two per 64-bit draw: twice as
         # fast as Generator.random); keep where u ≥ round(p·2³²), i.e. with probability 1 − p
-        size = x.size
-        u = self.rng.bit_generator.random_raw((size + 1) // 2).view(np.uint32)[:size].reshape(x.shape)
+        size = int(np.prod(shape))
+        u = self.rng.bit_generator.random_raw((size + 1) // 2).view(np.uint32)[:size].reshape(shape)
         if xp is not np:
             u = xp.asarray(u)
         threshold = np.uint32(min(round(self.p * 2.0**32), 2**32 - 1))
@@ -94,30 +100,10 @@ class Dropout2d(Dropout):
     def describe(self):
         return f"Dropout2d(p={self.p})"
 
-    def forward(self, x):
-        xp = get_backend().xp
-        if not isinstance(x, xp.ndarray):
-            raise TypeError(f"{self.describe()}: expected an array, got {type(x).__name__}")
+    def _mask_shape(self, x):
         if x.ndim not in (3, 4):
             raise ValueError(f"{self.describe()}: expected input (N, C, H, W) or (N, C, L), got {tuple(x.shape)}")
-        if x.dtype.kind != "f":
-            raise TypeError(f"{self.describe()}: expected a floating input, got dtype {x.dtype}")
-        self._shape = x.shape
-        if not self.training or self.p == 0.0:
-            self._mask = "identity"
-            return x
-        if self.p == 1.0:
-            self._mask = "zero"
-            return xp.zeros_like(x)
-        size = x.shape[0] * x.shape[1]
-        u = self.rng.bit_generator.random_raw((size + 1) // 2).view(np.uint32)[:size]
-        u = u.reshape(x.shape[:2] + (1,) * (x.ndim - 2))
-        if xp is not np:
-            u = xp.asarray(u)
-        threshold = np.uint32(min(round(self.p * 2.0**32), 2**32 - 1))
-        mask = xp.multiply(u >= threshold, x.dtype.type(1.0 / (1.0 - self.p)), dtype=x.dtype)
-        self._mask = mask
-        return x * mask
+        return x.shape[:2] + (1,) * (x.ndim - 2)
 
     def backward(self, gy):
         shape = self._need_cache(getattr(self, "_shape", None))
