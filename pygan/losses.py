@@ -388,7 +388,7 @@ def get(name, **kwargs) -> Loss:
 
 class CrossEntropy:
     """Softmax cross-entropy of class logits against integer labels, as ``torch.nn.CrossEntropyLoss``
-    (mean reduction, optional ``label_smoothing``). Used to train :mod:`pygan.judge`'s classifier.
+    (mean reduction, optional ``label_smoothing``). Used to train the image judge's classifier (pygan.evaluation.judge).
 
     With z = logits (N, K), y = labels (N,) integers in [0, K), ε = label_smoothing ∈ [0, 1],
     log pᵢ = zᵢ − mᵢ − log Σₖ exp(zᵢₖ − mᵢ) (mᵢ = maxₖ zᵢₖ: every exponent ≤ 0, so nothing

@@ -12,7 +12,7 @@ import pytest
 
 from pygan.training import checkpoint as ckpt
 from pygan import cli
-from pygan.training import config as vae_trainer, presets  # one config module for every family
+from pygan.training import config, presets
 from pygan.training.config import ConfigError
 from pygan.training import TrainingDiverged
 from pygan.training import Trainer as VAETrainer
@@ -32,10 +32,10 @@ def no_plots(monkeypatch):
 
 def tiny(name="vae-digits", **over):
     """A small MLP (H = 32), 6 batches an epoch (batch 250 of the 1,500 training digits)."""
-    cfg = vae_trainer.replace(presets.preset(name), {
+    cfg = config.replace(presets.preset(name), {
         "model_args.hidden": 32, "batch_size": 250, "steps": 10, "eval_every": 0, "sample_every": 0,
         "checkpoint_every": 0, "log_every": 1000})
-    return vae_trainer.replace(cfg, over)
+    return config.replace(cfg, over)
 
 
 def _state(t):
@@ -113,14 +113,14 @@ def test_data_and_model_mismatch_and_bad_keys_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"takes images of shape \(1, 28, 28\)"):
         VAETrainer(tiny(model="vae-28"), str(tmp_path))
     with pytest.raises(ConfigError, match="unknown key 'lerning_rate'"):
-        vae_trainer.replace(tiny(), {"lerning_rate": 1})
+        config.replace(tiny(), {"lerning_rate": 1})
     with pytest.raises(ConfigError, match="beta must be a number ≥ 0"):
-        vae_trainer.validate(tiny(beta=-1.0))
+        config.validate(tiny(beta=-1.0))
 
 
 def test_vae_config_toml_round_trip():
     cfg = tiny("cvae-digits", **{"model_args.latent_dim": 2, "optim.lr": 3e-4, "beta_warmup": 7})
-    assert vae_trainer.loads(vae_trainer.to_toml(cfg)) == cfg
+    assert config.loads(config.to_toml(cfg)) == cfg
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -144,7 +144,7 @@ def test_cli_train_writes_a_vae_run_folder(runs):
     assert {"config.toml", "metrics.jsonl", "checkpoint.npz", "samples.png", "reconstructions.png",
             "losses.png"} <= files
     assert {"step_000006.png", "recon_000006.png"} <= set(os.listdir(os.path.join(run, "samples")))
-    cfg = vae_trainer.loads(open(os.path.join(run, "config.toml")).read())
+    cfg = config.loads(open(os.path.join(run, "config.toml")).read())
     assert (cfg.model, cfg.steps, cfg.batch_size, cfg.beta, cfg.optim.lr, cfg.model_args) == \
         ("vae-8", 6, 32, 0.5, 2e-3, {"hidden": 16})
     recs = _records(run)
@@ -190,7 +190,7 @@ def test_cli_vae_config_file_flags_and_presets(tmp_path, capsys):
     p = tmp_path / "v.toml"
     p.write_text('model = "cvae-8"\nsteps = 5\n[model_args]\nlatent_dim = 2\n')
     assert cli.main(["train", str(p), "--beta", "4", "--print-config"]) == 0
-    cfg = vae_trainer.loads(capsys.readouterr().out)
+    cfg = config.loads(capsys.readouterr().out)
     assert (cfg.model, cfg.steps, cfg.beta, cfg.model_args) == ("cvae-8", 5, 4.0, {"latent_dim": 2})
     assert cli.main(["train", "vae-digits", "--loss", "hinge"]) == 2
     assert "--loss does not apply to a VAE" in capsys.readouterr().err

@@ -15,9 +15,9 @@ images. Two figures come out of it:
 
 How the trainer calls it (at each evaluation, model in eval mode)::
 
-    q = pygan.judge.evaluate(model, data="digits", n=1000, rng=rng)                  # or
-    q = pygan.judge.evaluate(model, data="mnist", data_folder="data/mnist", n=1000, rng=rng)
-    q = pygan.judge.evaluate(model, real_images, real_labels, rng=rng, n=1000)       # any images
+    q = pygan.evaluation.judge.evaluate(model, data="digits", n=1000, rng=rng)                  # or
+    q = pygan.evaluation.judge.evaluate(model, data="mnist", data_folder="data/mnist", n=1000, rng=rng)
+    q = pygan.evaluation.judge.evaluate(model, real_images, real_labels, rng=rng, n=1000)       # any images
 
 The first call of a process loads the judge from the cache (or trains and caches it) and
 computes the real data's features; later calls with the same ``data`` reuse them from memory.

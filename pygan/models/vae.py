@@ -410,7 +410,7 @@ class VAE(Module):
     def g_forward(self, z, labels=None):
         """:meth:`decode` under the GAN models' name, so that code written for a
         :class:`pygan.models.GANModel`'s generator side (``sample_z`` + ``g_forward``:
-        ``pygan.judge.evaluate``, sample grids) takes a VAE as it is."""
+        the image judge, sample grids) takes a VAE as it is."""
         return self.decode(z, labels)
 
 
