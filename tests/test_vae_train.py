@@ -211,3 +211,15 @@ def test_missing_mnist_for_vae_is_a_clean_error(tmp_path):
     assert p.returncode == 2
     assert "train-images-idx3-ubyte" in p.stderr and "download_mnist" in p.stderr and "nowhere" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_the_vae_figures_script_trains_through_the_engine_and_draws_every_figure(tmp_path, capsys):
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    try:
+        import vae_figures
+    finally:
+        sys.path.pop(0)
+    vae_figures.main(str(tmp_path / "img"), steps=20)
+    drawn = sorted(os.listdir(tmp_path / "img"))
+    assert len(drawn) == 9 and all(name.startswith("vae_") and name.endswith(".png") for name in drawn)
+    assert "vae-digits (latent 2): step 20: test_neg_elbo" in capsys.readouterr().out
