@@ -168,7 +168,7 @@ def test_existing_run_is_not_overwritten(run_dir, capsys):
 
 
 def test_missing_mnist_says_where_to_put_the_files(tmp_path, capsys):
-    rc = cli.main(["train", "dcgan-mnist", "--data-folder", str(tmp_path / "nowhere"), "--out",
+    rc = cli.main(["train", "dcgan-fashion", "--data-folder", str(tmp_path / "nowhere"), "--out",
                    str(tmp_path / "run"), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2

