@@ -19,7 +19,7 @@ gradient w.r.t. the logits, block reduction with warp shuffles):
     loss_linear(x, weight)         -> (w·E x, w/n)
     loss_hinge(x, sign, weight)    -> (w·E relu(1 + s·x), w·s·[1 + s·x > 0]/n)
     loss_square(x, target, weight) -> (½w·E (x − t)², w·(x − t)/n)
-Fused ops layers and optimizers may adopt (documented in docs/parts/cuda.md#fused-ops):
+Fused ops layers and optimizers may adopt (documented in docs/backends.md#fused-ops):
     bias_act_forward(x, bias, act, slope=0.01, out=None)     act(x + b) per channel of (N, C, *)
     bias_act_backward(gy, y, act, slope=0.01, bias_grad=True) -> (gx, gb or None)
     bn_stats(x) -> (mean, biased var) per channel of (N, C, *)
