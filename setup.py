@@ -35,6 +35,10 @@ KERNELS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / CSRC / "kernels").glo
 HEADERS = [str(CSRC / "include/pygan/kernel.h"), str(CSRC / "include/pygan/launchers.h"),
            str(CSRC / "emu/emu.h")]
 
+# Every memory access of kernel code becomes a call into the emulator (no sanitizer runtime is
+# linked: csrc/emu/emu.cpp defines the entry points); -g1 gives the line tables race reports quote.
+EMU_INSTRUMENT = ["-fsanitize=thread", "-fno-tree-vectorize", "-fno-store-merging", "-g1"]
+
 ParallelCompile("PYGAN_BUILD_JOBS", default=0).install()   # g++ sources in parallel (0 = all cores)
 
 
@@ -71,7 +75,14 @@ class BuildExt(build_ext):
 
     def build_extension(self, ext):
         if ext.name == "pygan._cuda_emu":
-            ext.sources = [s for s in ext.sources if not s.endswith(".cu")] + self._emu_wrappers()
+            # kernel code (the .cu files and the emulator's test kernels) is compiled with every load
+            # and store instrumented, for the emulator's shared-memory race check (csrc/emu/emu.cpp)
+            kernel_code = self._emu_wrappers() + [str(CSRC / "emu/test_kernels.cpp")]
+            ext.sources = [s for s in ext.sources if not s.endswith(".cu") and s not in kernel_code]
+            ext.extra_objects = self.compiler.compile(
+                kernel_code, output_dir=self.build_temp, macros=ext.define_macros,
+                include_dirs=ext.include_dirs + self.include_dirs,
+                extra_postargs=ext.extra_compile_args + EMU_INSTRUMENT, depends=ext.depends)
             return super().build_extension(ext)
         if ext.name == "pygan._cuda":
             mode = os.environ.get("PYGAN_CUDA", "")
@@ -149,7 +160,7 @@ def extensions():
                  *KERNELS],
         include_dirs=include,
         define_macros=[("PYGAN_EMU", "1"), ("PYGAN_MODULE", "_cuda_emu")],
-        extra_compile_args=["-O2", "-g0"],
+        extra_compile_args=["-O2", "-std=c++17", "-fvisibility=hidden"],
         depends=HEADERS,
         cxx_std=17,
     )]

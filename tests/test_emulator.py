@@ -107,3 +107,38 @@ def test_fiber_stacks_hold_a_48_KiB_frame_in_each_of_1024_threads():
 def test_invalid_launch_configurations_raise(grid, block, smem, match):
     with pytest.raises(RuntimeError, match=match):
         emu.launch_empty(grid, block, smem)
+
+
+# --- the shared-memory race check ----------------------------------------------------------------
+
+def test_a_tiled_gemm_with_both_barriers_is_race_free_and_correct(rng):
+    a, b = rng.standard_normal((32, 32)).astype(np.float32), rng.standard_normal((32, 32)).astype(np.float32)
+    np.testing.assert_allclose(emu.tiled_gemm(a, b, True, True).reshape(32, 32), a @ b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("barrier1,barrier2", [(False, True), (True, False)])
+def test_a_missing_syncthreads_in_a_tiled_gemm_is_reported_as_a_race(rng, barrier1, barrier2):
+    a = rng.standard_normal((32, 32)).astype(np.float32)
+    with pytest.raises(RuntimeError) as e:
+        emu.tiled_gemm(a, a, barrier1, barrier2)
+    msg = str(e.value)
+    # which access comes first depends on the fibers' order; either way both are named
+    assert "kernel (k_tiled_gemm<" in msg and "block (0,0,0)" in msg, msg
+    assert "shared-memory data race (" in msg and "static shared memory at 0x" in msg, msg
+    assert msg.count("thread (") == 2 and msg.count("test_kernels.cpp:") == 2, msg
+
+
+def test_a_reduction_reading_its_partners_slot_too_early_is_reported(rng):
+    x = rng.standard_normal(128).astype(np.float32)
+    np.testing.assert_allclose(emu.tree_sum(x, 64, True), x.reshape(2, 64).sum(1), rtol=1e-5)
+    with pytest.raises(RuntimeError, match=r"kernel k_tree_sum.*block \(0,0,0\).*shared-memory data race "
+                                           r"\((read after write|write after read)\) on dynamic shared memory, byte offset \d+"):
+        emu.tree_sum(x, 64, False)
+
+
+def test_shared_atomics_are_not_a_race_but_a_plain_store_beside_them_is(rng):
+    idx = rng.integers(0, 8, 64).astype(np.int32)
+    np.testing.assert_array_equal(emu.shared_histogram(idx, False), np.bincount(idx, minlength=8))
+    with pytest.raises(RuntimeError, match=r"k_shared_histogram.*data race \(write after write\).*atomically at"):
+        emu.shared_histogram(idx, True)
+    np.testing.assert_array_equal(emu.shared_histogram(idx, False), np.bincount(idx, minlength=8))

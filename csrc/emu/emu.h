@@ -12,7 +12,9 @@
 //     running (blocks never run concurrently).  Dynamic shared memory is a per-launch buffer.
 //   * Warp = 32 consecutive threads (linear id x + y·Bx + z·Bx·By).  A shuffle publishes the lane's
 //     value in a double-buffered slot, synchronises the warp, and reads the source lane's slot.
-//   * atomicAdd is a plain read-modify-write: only one fiber runs at a time.
+//   * atomicAdd is a plain read-modify-write (only one fiber runs at a time), marked atomic for
+//     the race check.
+//   * Shared-memory data races are reported (emu.cpp, "shared-memory race check").
 // Not thread-safe: one launch at a time per process (the Python GIL is held during a launch).
 #pragma once
 
@@ -119,9 +121,14 @@ inline T __shfl_sync(unsigned mask, T var, int src_lane, int width = 32) {
     return pygan_emu::shfl(mask, var, seg + ((src_lane % width) + width) % width);
 }
 
-inline float atomicAdd(float* p, float v) { float old = *p; *p = old + v; return old; }
-inline int atomicAdd(int* p, int v) { int old = *p; *p = old + v; return old; }
-inline unsigned atomicAdd(unsigned* p, unsigned v) { unsigned old = *p; *p = old + v; return old; }
+namespace pygan_emu {
+float atomic_add(float* p, float v);
+int atomic_add(int* p, int v);
+unsigned atomic_add(unsigned* p, unsigned v);
+}  // namespace pygan_emu
+inline float atomicAdd(float* p, float v) { return pygan_emu::atomic_add(p, v); }
+inline int atomicAdd(int* p, int v) { return pygan_emu::atomic_add(p, v); }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { return pygan_emu::atomic_add(p, v); }
 
 // expf, log1pf, sqrtf, fmaxf, … are the C library's (global namespace, from <math.h>).
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }

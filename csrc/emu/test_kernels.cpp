@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -114,6 +115,56 @@ __global__ void k_stack(float* out, int floats) {
 
 __global__ void k_nothing() {}
 
+// Planted shared-memory races for the emulator's race check.  A 16×16-tiled GEMM, C = A·B (n×n,
+// n a multiple of 16, one 16×16 block per tile of C); with Barrier1 false the tiles are read before
+// every thread has stored its element, with Barrier2 false the next tiles are stored while others
+// still read the current ones.
+template <bool Barrier1, bool Barrier2>
+__global__ void k_tiled_gemm(const float* A, const float* B, float* C, int n) {
+    __shared__ float As[16][16], Bs[16][16];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int row = blockIdx.y * 16 + ty, col = blockIdx.x * 16 + tx;
+    float acc = 0.0f;
+    for (int k0 = 0; k0 < n; k0 += 16) {
+        As[ty][tx] = A[row * n + k0 + tx];
+        Bs[ty][tx] = B[(k0 + ty) * n + col];
+        if (Barrier1) __syncthreads();
+        for (int k = 0; k < 16; ++k) acc += As[ty][k] * Bs[k][tx];
+        if (Barrier2) __syncthreads();
+    }
+    C[row * n + col] = acc;
+}
+
+// Tree reduction in shared memory (blockDim.x a power of two); without the barrier inside the
+// loop a thread reads its partner's slot before the partner has added into it.  (volatile, as in
+// warp-synchronous CUDA code, keeps the compiler from holding s[t] in a register across steps.)
+template <bool Barrier>
+__global__ void k_tree_sum(const float* in, float* out) {
+    PYGAN_EXTERN_SHARED(float, dyn);
+    volatile float* s = dyn;
+    const unsigned t = threadIdx.x;
+    s[t] = in[blockIdx.x * blockDim.x + t];
+    __syncthreads();
+    for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+        if (t < half) s[t] += s[t + half];
+        if (Barrier) __syncthreads();
+    }
+    if (t == 0) out[blockIdx.x] = s[0];
+}
+
+// Shared-memory histogram: atomics on the same bins are not a race; a plain store to a bin other
+// threads add to atomically is.
+template <bool PlainStore>
+__global__ void k_shared_histogram(const int* idx, int* hist) {
+    __shared__ int bins[8];
+    if (threadIdx.x < 8) bins[threadIdx.x] = 0;
+    __syncthreads();
+    atomicAdd(&bins[idx[threadIdx.x] & 7], 1);
+    if (PlainStore && threadIdx.x == 5) bins[0] = 0;
+    __syncthreads();
+    if (threadIdx.x < 8) hist[threadIdx.x] = bins[threadIdx.x];
+}
+
 dim3 to_dim3(py::tuple t) {
     unsigned v[3] = {1, 1, 1};
     if (t.size() < 1 || t.size() > 3) throw std::invalid_argument("expected a tuple of 1 to 3 sizes");
@@ -193,6 +244,35 @@ void register_emulator_tests(py::module_& m) {
         farr out(threads);
         PYGAN_LAUNCH(k_stack, dim3(1), dim3(threads), 0, nullptr, out.mutable_data(), floats);
         return out;
+    });
+
+    t.def("tiled_gemm", [](farr a, farr b, bool barrier1, bool barrier2) {
+        const int n = static_cast<int>(std::lround(std::sqrt(static_cast<double>(a.size()))));
+        if (n % 16 || a.size() != n * n || b.size() != a.size()) throw std::invalid_argument("tiled_gemm: n×n, n % 16 == 0");
+        farr c(a.size());
+        const dim3 grid(n / 16, n / 16), block(16, 16);
+        if (barrier1 && barrier2) PYGAN_LAUNCH((k_tiled_gemm<true, true>), grid, block, 0, nullptr, a.data(), b.data(), c.mutable_data(), n);
+        else if (barrier1) PYGAN_LAUNCH((k_tiled_gemm<true, false>), grid, block, 0, nullptr, a.data(), b.data(), c.mutable_data(), n);
+        else if (barrier2) PYGAN_LAUNCH((k_tiled_gemm<false, true>), grid, block, 0, nullptr, a.data(), b.data(), c.mutable_data(), n);
+        else PYGAN_LAUNCH((k_tiled_gemm<false, false>), grid, block, 0, nullptr, a.data(), b.data(), c.mutable_data(), n);
+        return c;
+    }, "a 16×16-tiled GEMM; dropping a barrier plants a shared-memory race");
+
+    t.def("tree_sum", [](farr in, int threads, bool barrier) {
+        if (in.size() % threads) throw std::invalid_argument("tree_sum: size not a multiple of threads");
+        farr out(in.size() / threads);
+        const dim3 grid(in.size() / threads), block(threads);
+        if (barrier) PYGAN_LAUNCH(k_tree_sum<true>, grid, block, threads * sizeof(float), nullptr, in.data(), out.mutable_data());
+        else PYGAN_LAUNCH(k_tree_sum<false>, grid, block, threads * sizeof(float), nullptr, in.data(), out.mutable_data());
+        return out;
+    });
+
+    t.def("shared_histogram", [](iarr idx, bool plain_store) {
+        iarr hist(8);
+        const dim3 block(static_cast<unsigned>(idx.size()));
+        if (plain_store) PYGAN_LAUNCH(k_shared_histogram<true>, dim3(1), block, 0, nullptr, idx.data(), hist.mutable_data());
+        else PYGAN_LAUNCH(k_shared_histogram<false>, dim3(1), block, 0, nullptr, idx.data(), hist.mutable_data());
+        return hist;
     });
 
     t.def("launch_empty", [](py::tuple grid, py::tuple block, size_t smem) {

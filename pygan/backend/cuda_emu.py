@@ -3,7 +3,8 @@ and run by the CPU emulator of the CUDA execution model (csrc/emu) on numpy arra
 
 It exists to prove the kernels without a GPU: every launch runs each thread of each block as a
 fiber, with real ``__syncthreads`` barriers, shared memory and warp shuffles, so a kernel that
-is wrong on a GPU (a race on shared memory aside) is wrong here too.  It is slow — a few
+is wrong on a GPU is wrong here too, and a shared-memory data race fails the launch (the race
+check of csrc/emu/emu.cpp; docs/backends.md#the-emulator).  It is slow — a few
 MFLOP/s — use it for tests and study, never for training speed.  float32 only.
 
 Methods and fused ops: see :mod:`pygan.backend.cuda` (:class:`KernelBackend`).
