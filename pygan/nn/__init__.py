@@ -6,7 +6,7 @@ Compositions: ``Sequential``; ``Residual(main, shortcut=None)`` (main(x) + short
 from .module import Module, Parameter
 from .linear import Linear
 from .conv import Conv2d, ConvTranspose2d
-from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, InstanceNorm2d
 from .activation import ReLU, LeakyReLU, Tanh, Sigmoid
 from .dropout import Dropout, Dropout2d
 from .shape import Flatten, Unflatten
@@ -19,5 +19,5 @@ from . import init
 from .init import dcgan_init
 
 __all__ = ["Module", "Parameter", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
-           "LayerNorm", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout", "Dropout2d", "Flatten", "Unflatten",
+           "LayerNorm", "InstanceNorm2d", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout", "Dropout2d", "Flatten", "Unflatten",
            "Embedding", "Sequential", "Identity", "Residual", "ConcatSkip", "Upsample", "spectral_norm", "init", "dcgan_init"]
