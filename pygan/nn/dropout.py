@@ -34,6 +34,7 @@ class Dropout(Module):
         self.p = float(p)
         self.rng = rng if rng is not None else np.random.default_rng(int(get_rng().integers(2**63)))
         self._mask = None
+        self._shape = None
 
     def describe(self):
         return f"Dropout(p={self.p})"
@@ -47,6 +48,7 @@ class Dropout(Module):
             raise TypeError(f"{self.describe()}: expected an array, got {type(x).__name__}")
         if x.dtype.kind != "f":
             raise TypeError(f"{self.describe()}: expected a floating input, got dtype {x.dtype}")
+        self._shape = x.shape
         if not self.training or self.p == 0.0:
             self._mask = "identity"
             return x
@@ -67,6 +69,9 @@ class Dropout(Module):
 
     def backward(self, gy):
         mask = self._need_cache(self._mask)
+        if tuple(gy.shape) != tuple(self._shape):
+            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, "
+                             f"expected {tuple(self._shape)}")
         if isinstance(mask, str):
             return gy if mask == "identity" else get_backend().xp.zeros_like(gy)
         return gy * mask
@@ -118,9 +123,3 @@ class Dropout2d(Dropout):
         mask = xp.multiply(u >= threshold, x.dtype.type(1.0 / (1.0 - self.p)), dtype=x.dtype)
         self._mask = mask
         return x * mask
-
-    def backward(self, gy):
-        shape = self._need_cache(getattr(self, "_shape", None))
-        if tuple(gy.shape) != tuple(shape):
-            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, expected {tuple(shape)}")
-        return super().backward(gy)

@@ -200,6 +200,9 @@ class _BatchNorm(Module):
         mode, a, invstd, scale, rmean = self._need_cache(self._cache)
         xp = get_backend().xp
         shape = a.shape
+        if tuple(gy.shape) != tuple(shape):
+            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, "
+                             f"expected {tuple(shape)}")
         gy = xp.ascontiguousarray(gy).reshape(shape)
         g3, g2, sub = self._views(gy, shape)
         n = a.size // self.num_features
@@ -387,6 +390,9 @@ class LayerNorm(Module):
 
     def backward(self, gy):
         xhat, rstd, x_shape = self._need_cache(self._cache)
+        if tuple(gy.shape) != tuple(x_shape):
+            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, "
+                             f"expected {tuple(x_shape)}")
         xp = get_backend().xp
         f = self._features
         g2 = gy.reshape(-1, f)
