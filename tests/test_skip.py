@@ -248,3 +248,43 @@ def test_the_plain_tangent_adjoint_gives_the_same_penalty_gradient(rng):
     assert penalties.gradient_penalty(_Opaque(D), real, fake, alpha=alpha) == pytest.approx(v, rel=1e-14)
     for p, g in zip(D.parameters(), want):
         assert_close(p.grad, g, 1e-12, "θ-gradient by the plain tangent adjoint")
+
+
+def _in(nn_, c):
+    return nn_.InstanceNorm2d(c, affine=True)
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_unet_with_instance_norm_matches_finite_differences_and_torch(rng, train):
+    torch = torch_or_skip()
+    _, TCat = _torch_modules(torch)
+    m = unet(nn, nn.ConcatSkip, _in).train(train)
+    for sub in m.modules():
+        if isinstance(sub, nn.InstanceNorm2d):
+            sub.weight.data[...] = rng.uniform(0.5, 1.5, sub.weight.shape)
+            sub.bias.data[...] = rng.standard_normal(sub.bias.shape)
+    x = rng.standard_normal((2, 2, 8, 8))
+    gradcheck.check_module(m, x, max_elements=48).raise_if_failed()
+    compare_with_torch(m, unet(torch.nn, TCat, _in), x)
+
+
+@pytest.mark.parametrize("which", ["residual", "concat"])
+def test_tangent_adjoint_with_gy_is_the_backward_plus_the_tangent_adjoint_without(rng, which):
+    """backward_jvp(gy, gẏ)'s ∂L/∂x is backward(gy) + backward_jvp(None, gẏ)'s, and its ∂L/∂ẋ and
+    θ-gradients are the sums of the two parts'."""
+    m = (critic(nn, nn.Residual, nn.ConcatSkip)[1] if which == "residual"
+         else critic(nn, nn.Residual, nn.ConcatSkip)[2]).double()
+    x, u = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((2, 3, 4, 4))
+    y = m(x)
+    gy, gd = rng.standard_normal(y.shape), rng.standard_normal(y.shape)
+    m.jvp(u)
+    m.zero_grad()
+    gx, gdx = m.backward_jvp(gy, gd)
+    both = [p.grad.copy() for p in m.parameters()]
+    m.zero_grad()
+    gx0, gdx0 = m.backward_jvp(None, gd)
+    gx1 = m.backward(gy)
+    assert_close(gx, gx0 + gx1, 1e-13, "∂L/∂x")
+    assert_close(gdx, gdx0, 1e-13, "∂L/∂ẋ")
+    for p, g in zip(m.parameters(), both):
+        assert_close(p.grad, g, 1e-13, "θ-gradient")

@@ -25,6 +25,12 @@ def _check_float(layer, x):
         raise TypeError(f"{layer.describe()}: expected a floating input, got dtype {x.dtype}")
 
 
+def _check_gy(layer, gy, cached):
+    if gy.shape != cached.shape:
+        raise ValueError(f"{layer.describe()}: backward got gy of shape {tuple(gy.shape)}, "
+                         f"expected {tuple(cached.shape)}")
+
+
 class ReLU(_Parameterless):
     """y = max(x, 0).  ∂L/∂x = gy · [x > 0].
 
@@ -52,6 +58,7 @@ class ReLU(_Parameterless):
 
     def backward(self, gy):
         mask = self._need_cache(self._mask)
+        _check_gy(self, gy, mask)
         xp = get_backend().xp
         gx = xp.empty(gy.shape, dtype=gy.dtype)
 
@@ -116,6 +123,7 @@ class LeakyReLU(_Parameterless):
     def backward(self, gy):
         # φ'(x) = a + (1 − a)·[x > 0], built from the mask without branches
         mask = self._need_cache(self._mask)
+        _check_gy(self, gy, mask)
         xp = get_backend().xp
         a = gy.dtype.type(self.negative_slope)
         g = xp.empty(gy.shape, dtype=gy.dtype)
@@ -154,6 +162,7 @@ class Tanh(_Parameterless):
 
     def backward(self, gy):
         y = self._need_cache(self._y)
+        _check_gy(self, gy, y)
         return gy * (1 - y * y)
 
     # φ' = 1 − y², φ'' = −2y(1 − y²):  gx = gy φ' + gdy φ'' ẋ,  gẋ = gdy φ'.
@@ -192,6 +201,7 @@ class Sigmoid(_Parameterless):
 
     def backward(self, gy):
         y = self._need_cache(self._y)
+        _check_gy(self, gy, y)
         return gy * y * (1 - y)
 
     # φ' = y(1 − y), φ'' = y(1 − y)(1 − 2y):  gx = gy φ' + gdy φ'' ẋ,  gẋ = gdy φ'.

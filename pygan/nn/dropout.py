@@ -34,6 +34,7 @@ class Dropout(Module):
         self.p = float(p)
         self.rng = rng if rng is not None else np.random.default_rng(int(get_rng().integers(2**63)))
         self._mask = None
+        self._shape = None
 
     def describe(self):
         return f"Dropout(p={self.p})"
@@ -73,6 +74,9 @@ class Dropout(Module):
 
     def backward(self, gy):
         mask = self._need_cache(self._mask)
+        if tuple(gy.shape) != tuple(self._shape):
+            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, "
+                             f"expected {tuple(self._shape)}")
         if isinstance(mask, str):
             return gy if mask == "identity" else get_backend().xp.zeros_like(gy)
         return gy * mask
@@ -105,8 +109,3 @@ class Dropout2d(Dropout):
             raise ValueError(f"{self.describe()}: expected input (N, C, H, W) or (N, C, L), got {tuple(x.shape)}")
         return x.shape[:2] + (1,) * (x.ndim - 2)
 
-    def backward(self, gy):
-        shape = self._need_cache(getattr(self, "_shape", None))
-        if tuple(gy.shape) != tuple(shape):
-            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, expected {tuple(shape)}")
-        return super().backward(gy)

@@ -20,8 +20,9 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
         super().__init__()
-        if in_features <= 0 or out_features <= 0:
-            raise ValueError(f"Linear: features must be positive, got ({in_features}, {out_features})")
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ValueError(f"Linear: {name} must be a positive integer, got {v!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         xp = get_backend().xp
         self.weight = Parameter(xp.empty((out_features, in_features), dtype=dtype))
@@ -57,8 +58,14 @@ class Linear(Module):
         self._param_grads(gy)
         return Linear.backward_input(self, gy)
 
+    def _check_gy(self, gy, x):
+        if gy.shape[:-1] != x.shape[:-1] or gy.shape[-1:] != (self.out_features,):
+            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, "
+                             f"expected {tuple(x.shape[:-1]) + (self.out_features,)}")
+
     def backward_input(self, gy):
         x = self._need_cache(self._x)
+        self._check_gy(gy, x)
         flat = gy.ndim == 2 and x.ndim == 2
         g2 = gy if flat else gy.reshape(-1, self.out_features)
         if self.out_features == 1:  # a K=1 product is an outer product: broadcast, not BLAS
@@ -73,6 +80,7 @@ class Linear(Module):
     def _param_grads(self, gy):
         """∂L/∂W += gyᵀx, ∂L/∂b += Σ gy; returns gy as (M, out) for the input gradient."""
         x = self._need_cache(self._x)
+        self._check_gy(gy, x)
         g2 = gy if gy.ndim == 2 else gy.reshape(-1, self.out_features)
         self.weight.grad += get_backend().matmul(g2.T, x if x.ndim == 2 else x.reshape(-1, self.in_features))
         if self.bias is not None:

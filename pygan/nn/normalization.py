@@ -200,6 +200,9 @@ class _BatchNorm(Module):
         mode, a, invstd, scale, rmean = self._need_cache(self._cache)
         xp = get_backend().xp
         shape = a.shape
+        if tuple(gy.shape) != tuple(shape):
+            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, "
+                             f"expected {tuple(shape)}")
         gy = xp.ascontiguousarray(gy).reshape(shape)
         g3, g2, sub = self._views(gy, shape)
         n = a.size // self.num_features
@@ -387,6 +390,9 @@ class LayerNorm(Module):
 
     def backward(self, gy):
         xhat, rstd, x_shape = self._need_cache(self._cache)
+        if tuple(gy.shape) != tuple(x_shape):
+            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, "
+                             f"expected {tuple(x_shape)}")
         xp = get_backend().xp
         f = self._features
         g2 = gy.reshape(-1, f)
@@ -449,3 +455,241 @@ class LayerNorm(Module):
         if gy is not None:
             gx += self.backward(gy).reshape(-1, f)
         return gx.reshape(x_shape), jh.reshape(x_shape)
+
+
+class InstanceNorm2d(Module):
+    """Instance normalisation of (N, C, H, W) input (PyTorch's ``nn.InstanceNorm2d``; (C, H, W)
+    is read as one sample): each (sample, channel) map is normalised over its F = H·W values.
+
+        μ_nc = mean(x_nc),  σ_nc = √(mean((x_nc − μ_nc)²) + eps),  x̂ = (x − μ)/σ,  y = γ_c x̂ + β_c
+
+    (γ, β of shape (C,) with ``affine=True``; none otherwise, as torch's default). With
+    ``track_running_stats`` the buffers ``running_mean``, ``running_var`` and
+    ``num_batches_tracked`` exist as torch's: train mode updates r ← (1 − m)·r + m·mean_n(stat_nc)
+    with the unbiased variance var·F/(F − 1) (momentum=None means m = 0 in torch: no update;
+    num_batches_tracked is never incremented, as in torch), and eval mode normalises with them,
+    the per-channel affine map y = x·γ/σ_r + (β − μ_r·γ/σ_r). Without it both modes use the
+    instance statistics.
+
+    Backward (docs/gradients.md#instancenorm2d), g = ∂L/∂y, h = g·γ_c, means over each map:
+    ∂L/∂x = (h − mean(h) − x̂·mean(h·x̂))/σ_nc;  ∂L/∂γ += Σ_{n,h,w} g·x̂;  ∂L/∂β += Σ_{n,h,w} g
+    (eval with running statistics: ∂L/∂x = g·γ/σ_r). Samples are independent, so it may sit in
+    a penalised critic: its tangent and adjoint are LayerNorm's per map
+    (docs/gradients.md#layernorm-second-order) with γ per channel.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False, track_running_stats: bool = False, dtype=np.float32):
+        super().__init__()
+        if isinstance(num_features, bool) or int(num_features) != num_features or num_features <= 0:
+            raise ValueError(f"InstanceNorm2d: num_features must be a positive integer, got {num_features!r}")
+        if not eps > 0:
+            raise ValueError(f"InstanceNorm2d: eps must be positive, got {eps!r}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"InstanceNorm2d: momentum must be in [0, 1] or None, got {momentum!r}")
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"InstanceNorm2d: dtype must be floating, got {dtype}")
+        self.num_features = int(num_features)
+        self.eps = float(eps)
+        self.momentum = None if momentum is None else float(momentum)
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        self._dtype = dtype
+        xp = get_backend().xp
+        if self.affine:
+            self.weight = Parameter(xp.ones(self.num_features, dtype=dtype))
+            self.bias = Parameter(xp.zeros(self.num_features, dtype=dtype))
+        else:
+            self.weight = None
+            self.bias = None
+        if self.track_running_stats:
+            self.register_buffer("running_mean", xp.zeros(self.num_features, dtype=dtype))
+            self.register_buffer("running_var", xp.ones(self.num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", xp.zeros((), dtype=np.int64))
+        else:
+            self.running_mean = None
+            self.running_var = None
+            self.num_batches_tracked = None
+        self._cache = None
+        self._tangent = None
+
+    def describe(self):
+        return f"InstanceNorm2d({self.num_features})"
+
+    def _shape_hint(self):
+        return f"(N, {self.num_features}, H, W)"
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    def _on_dtype_change(self, dtype):
+        self._dtype = np.dtype(dtype)
+
+    def _set_buffer(self, name, array):
+        if name == "num_batches_tracked" and array is not None:
+            array = array.reshape(())
+        super()._set_buffer(name, array)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def reset_parameters(self):
+        self.reset_running_stats()
+        if self.affine:
+            init.ones_(self.weight)
+            init.zeros_(self.bias)
+
+    def _gamma_rows(self, n):
+        """γ per row of the (N·C, F) view, (N·C, 1); None without affine."""
+        if self.weight is None:
+            return None
+        return get_backend().xp.tile(self.weight.data, n)[:, None]
+
+    def forward(self, x):
+        xp = get_backend().xp
+        x4 = x[None] if isinstance(x, xp.ndarray) and x.ndim == 3 else x    # (C, H, W): one sample
+        check_input(self, x4, ndim=4, channels_axis=1, channels=self.num_features)
+        n, c, hh, ww = x4.shape
+        f = hh * ww
+        dt = x.dtype.type
+        use_instance = self.training or not self.track_running_stats
+        if not use_instance:
+            invstd = 1 / xp.sqrt(self.running_var + dt(self.eps))
+            scale = invstd if self.weight is None else self.weight.data * invstd
+            shift = -self.running_mean * scale
+            if self.bias is not None:
+                shift = shift + self.bias.data
+            y = x4 * scale[:, None, None] + shift[:, None, None]
+            self._cache = ("eval", x.shape, x4, invstd, scale)
+            self._tangent = None
+            return y.reshape(x.shape)
+        if f <= 1:
+            raise ValueError(f"{self.describe()}: expected more than 1 spatial element when training, "
+                             f"got input size {tuple(x.shape)}")
+        x2 = xp.ascontiguousarray(x4).reshape(n * c, f)
+        inv_f = dt(1.0 / f)
+        mean = xp.einsum("rf->r", x2) * inv_f
+        xhat = x2 - mean[:, None]
+        var = xp.einsum("rf,rf->r", xhat, xhat) * inv_f
+        rstd = 1 / xp.sqrt(var + dt(self.eps))
+        xhat *= rstd[:, None]
+        g_rows = self._gamma_rows(n)
+        y = xhat * g_rows if g_rows is not None else xhat.copy()
+        if self.bias is not None:
+            y += xp.tile(self.bias.data, n)[:, None]
+        if self.training and self.track_running_stats:
+            m = 0.0 if self.momentum is None else self.momentum
+            rm, rv = self.running_mean, self.running_var
+            rm *= dt(1.0 - m)
+            rm += dt(m) * mean.reshape(n, c).mean(axis=0)
+            rv *= dt(1.0 - m)
+            rv += dt(m * f / (f - 1)) * var.reshape(n, c).mean(axis=0)
+        self._cache = ("instance", x.shape, xhat, rstd, n)
+        self._tangent = None
+        return y.reshape(x.shape)
+
+    def _check_gy(self, gy, shape, what="gy"):
+        if tuple(gy.shape) != tuple(shape):
+            raise ValueError(f"{self.describe()}: backward got {what} of shape {tuple(gy.shape)}, "
+                             f"expected {tuple(shape)}")
+
+    def backward(self, gy):
+        cache = self._need_cache(self._cache)
+        mode, shape = cache[0], cache[1]
+        self._check_gy(gy, shape)
+        xp = get_backend().xp
+        c = self.num_features
+        if mode == "eval":
+            _, _, x4, invstd, scale = cache
+            g4 = gy.reshape(x4.shape)
+            if self.weight is not None:
+                xc = x4 - self.running_mean[:, None, None]
+                self.weight.grad += xp.einsum("nchw,nchw->c", g4, xc) * invstd
+                self.bias.grad += xp.einsum("nchw->c", g4)
+            return (g4 * scale[:, None, None]).reshape(shape)
+        _, _, xhat, rstd, n = cache
+        g2 = xp.ascontiguousarray(gy).reshape(xhat.shape)
+        if self.weight is not None:
+            self.weight.grad += xp.einsum("ncf,ncf->c", g2.reshape(n, c, -1), xhat.reshape(n, c, -1))
+            self.bias.grad += xp.einsum("ncf->c", g2.reshape(n, c, -1))
+            h = g2 * self._gamma_rows(n)
+        else:
+            h = g2
+        inv_f = xhat.dtype.type(1.0 / xhat.shape[1])
+        mean_h = xp.einsum("rf->r", h) * inv_f
+        mean_hx = xp.einsum("rf,rf->r", h, xhat) * inv_f
+        gx = xhat * (-mean_hx)[:, None]
+        gx += h
+        gx -= mean_h[:, None]
+        gx *= rstd[:, None]
+        return gx.reshape(shape)
+
+    # --- tangent mode (penalties on ∇ₓD): docs/gradients.md#instancenorm2d ---------------------
+    def jvp(self, dx):
+        cache = self._need_cache(self._cache)
+        mode, shape = cache[0], cache[1]
+        if tuple(dx.shape) != tuple(shape):
+            raise ValueError(f"{self.describe()}: jvp got a tangent of shape {tuple(dx.shape)}, "
+                             f"expected the input's {tuple(shape)}")
+        xp = get_backend().xp
+        if mode == "eval":
+            x4, scale = cache[2], cache[4]
+            self._tangent = (dx.reshape(x4.shape),)
+            return (dx.reshape(x4.shape) * scale[:, None, None]).reshape(shape)
+        _, _, xhat, rstd, n = cache
+        d2 = xp.ascontiguousarray(dx).reshape(xhat.shape)
+        inv_f = xhat.dtype.type(1.0 / xhat.shape[1])
+        a = xp.einsum("rf,rf->r", xhat, d2) * inv_f                  # mean(x̂ ẋ)
+        dxhat = d2 - (xp.einsum("rf->r", d2) * inv_f)[:, None]
+        dxhat -= xhat * a[:, None]
+        dxhat *= rstd[:, None]
+        self._tangent = (d2, dxhat, a)
+        g_rows = self._gamma_rows(n)
+        dy = dxhat * g_rows if g_rows is not None else dxhat.copy()
+        return dy.reshape(shape)
+
+    def backward_jvp(self, gy, gdy):
+        cache = self._need_cache(self._cache)
+        tangent = self._need_cache(self._tangent)
+        mode, shape = cache[0], cache[1]
+        self._check_gy(gdy, shape, "gẏ")
+        xp = get_backend().xp
+        c = self.num_features
+        if mode == "eval":
+            x4, invstd, scale = cache[2], cache[3], cache[4]
+            d4 = tangent[0]
+            gd4 = gdy.reshape(x4.shape)
+            if self.weight is not None:
+                self.weight.grad += xp.einsum("nchw,nchw->c", gd4, d4) * invstd
+            gdx = (gd4 * scale[:, None, None]).reshape(shape)
+            return (None if gy is None else self.backward(gy)), gdx
+        _, _, xhat, rstd, n = cache
+        d2, dxhat, a = tangent
+        inv_f = xhat.dtype.type(1.0 / xhat.shape[1])
+        gd2 = xp.ascontiguousarray(gdy).reshape(xhat.shape)
+        if self.weight is not None:
+            self.weight.grad += xp.einsum("ncf,ncf->c", gd2.reshape(n, c, -1), dxhat.reshape(n, c, -1))
+            h = gd2 * self._gamma_rows(n)
+        else:
+            h = gd2
+        mean_h = xp.einsum("rf->r", h) * inv_f
+        mean_hx = xp.einsum("rf,rf->r", h, xhat) * inv_f
+        jh = h - mean_h[:, None]
+        jh -= xhat * mean_hx[:, None]
+        jh *= rstd[:, None]                                            # Jh = gẋ
+        mean_hc = xp.einsum("rf,rf->r", h, d2) * inv_f - mean_h * (xp.einsum("rf->r", d2) * inv_f)
+        r2 = rstd * rstd
+        gx = xhat * ((mean_hx * a - mean_hc) * r2)[:, None]
+        gx -= (jh * a[:, None] + dxhat * mean_hx[:, None]) * rstd[:, None]
+        if gy is not None:
+            gx += self.backward(gy).reshape(xhat.shape)
+        return gx.reshape(shape), jh.reshape(shape)

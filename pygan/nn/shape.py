@@ -50,14 +50,19 @@ class Flatten(Module):
         if s > e:
             raise ValueError(f"{self.describe()}: start_dim cannot come after end_dim "
                              f"(input {tuple(x.shape)})")
-        self._shape = x.shape
         if x.ndim == 0:
-            return x.reshape(1)
-        shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
-        return x.reshape(shape)
+            y = x.reshape(1)
+        else:
+            y = x.reshape(x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
+        self._shape, self._out_shape = x.shape, y.shape
+        return y
 
     def backward(self, gy):
-        return gy.reshape(self._need_cache(self._shape))
+        shape = self._need_cache(self._shape)
+        if tuple(gy.shape) != tuple(self._out_shape):
+            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, "
+                             f"expected {tuple(self._out_shape)}")
+        return gy.reshape(shape)
 
     # a reshape is linear: ẏ = reshape(ẋ), and the adjoint reshapes both gradients back
     def jvp(self, dx):
@@ -104,11 +109,16 @@ class Unflatten(Module):
                              f"{self.dim} ({n}) of the input {tuple(x.shape)}")
         if -1 in size:
             size = tuple(n // known if s == -1 else s for s in size)
-        self._shape = x.shape
-        return x.reshape(x.shape[:d] + size + x.shape[d + 1:])
+        y = x.reshape(x.shape[:d] + size + x.shape[d + 1:])
+        self._shape, self._out_shape = x.shape, y.shape
+        return y
 
     def backward(self, gy):
-        return gy.reshape(self._need_cache(self._shape))
+        shape = self._need_cache(self._shape)
+        if tuple(gy.shape) != tuple(self._out_shape):
+            raise ValueError(f"{self.describe()}: backward got gy of shape {tuple(gy.shape)}, "
+                             f"expected {tuple(self._out_shape)}")
+        return gy.reshape(shape)
 
     # a reshape is linear: ẏ = reshape(ẋ), and the adjoint reshapes both gradients back
     def jvp(self, dx):
