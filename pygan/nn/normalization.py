@@ -20,34 +20,17 @@ from . import init
 from .module import Module, Parameter, check_input
 
 
-class _BatchNorm(Module):
-    """Shared implementation of BatchNorm1d/2d (PyTorch's ``_BatchNorm``).
-
-    The input is viewed as (N, C, M) with M the product of the dims after C (M = 1 for (N, C)
-    input, which is handled as a 2-D view). Per channel c, over the n = N·M values:
-
-        μ = mean(x),  var = mean((x − μ)²)  (biased),  x̂ = (x − μ)/√(var + eps),
-        y = γ x̂ + β.
-
-    Train mode (or ``track_running_stats=False``) normalises with the batch statistics and, when
-    tracking, updates ``running_mean``/``running_var`` with the *unbiased* variance
-    var·n/(n − 1): r ← (1 − m)·r + m·stat, with m = momentum, or m = 1/num_batches_tracked
-    (cumulative average) when ``momentum=None``. Eval mode uses the running statistics, so the
-    layer is the per-channel affine map y = x·γ/σ_r + (β − μ_r·γ/σ_r).
-
-    Backward (docs/gradients.md#batchnorm), g = ∂L/∂y, sums over (N, spatial):
-    train: ∂L/∂x = (γ/σ)(g − mean(g) − x̂·mean(g·x̂));  eval: ∂L/∂x = g·γ/σ_r;
-    both: ∂L/∂γ += Σ g·x̂,  ∂L/∂β += Σ g.
-    """
-
-    _ranks: tuple = ()
+class _NormBase(Module):
+    """What BatchNorm and InstanceNorm share (PyTorch's ``_NormBase``): the argument checks, γ and β
+    (``affine``), the running statistics (``track_running_stats``: running_mean, running_var,
+    num_batches_tracked, saved under torch's keys) and their resets."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, dtype=np.float32, *,
                  bias: bool = True):
         super().__init__()
         name = type(self).__name__
-        if int(num_features) != num_features or num_features <= 0:
+        if isinstance(num_features, bool) or int(num_features) != num_features or num_features <= 0:
             raise ValueError(f"{name}: num_features must be a positive integer, got {num_features!r}")
         if not eps > 0:
             raise ValueError(f"{name}: eps must be positive, got {eps!r}")
@@ -79,15 +62,10 @@ class _BatchNorm(Module):
             self.running_var = None
             self.num_batches_tracked = None
         self._cache = None
-        self._xc_buf = None
 
     # --- description -------------------------------------------------------------------
     def describe(self):
         return f"{type(self).__name__}({self.num_features})"
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
     @property
     def dtype(self):
@@ -117,6 +95,38 @@ class _BatchNorm(Module):
             init.ones_(self.weight)
             if self.bias is not None:
                 init.zeros_(self.bias)
+
+class _BatchNorm(_NormBase):
+    """Shared implementation of BatchNorm1d/2d (PyTorch's ``_BatchNorm``).
+
+    The input is viewed as (N, C, M) with M the product of the dims after C (M = 1 for (N, C)
+    input, which is handled as a 2-D view). Per channel c, over the n = N·M values:
+
+        μ = mean(x),  var = mean((x − μ)²)  (biased),  x̂ = (x − μ)/√(var + eps),
+        y = γ x̂ + β.
+
+    Train mode (or ``track_running_stats=False``) normalises with the batch statistics and, when
+    tracking, updates ``running_mean``/``running_var`` with the *unbiased* variance
+    var·n/(n − 1): r ← (1 − m)·r + m·stat, with m = momentum, or m = 1/num_batches_tracked
+    (cumulative average) when ``momentum=None``. Eval mode uses the running statistics, so the
+    layer is the per-channel affine map y = x·γ/σ_r + (β − μ_r·γ/σ_r).
+
+    Backward (docs/gradients.md#batchnorm), g = ∂L/∂y, sums over (N, spatial):
+    train: ∂L/∂x = (γ/σ)(g − mean(g) − x̂·mean(g·x̂));  eval: ∂L/∂x = g·γ/σ_r;
+    both: ∂L/∂γ += Σ g·x̂,  ∂L/∂β += Σ g.
+    """
+
+    _ranks: tuple = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, dtype=np.float32, *,
+                 bias: bool = True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype, bias=bias)
+        self._xc_buf = None
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
     # --- forward ------------------------------------------------------------------------
     # Reductions run on the (N, C, M) view (einsum, one pass, no temporaries); elementwise work
@@ -457,7 +467,7 @@ class LayerNorm(Module):
         return gx.reshape(x_shape), jh.reshape(x_shape)
 
 
-class InstanceNorm2d(Module):
+class InstanceNorm2d(_NormBase):
     """Instance normalisation of (N, C, H, W) input (PyTorch's ``nn.InstanceNorm2d``; (C, H, W)
     is read as one sample): each (sample, channel) map is normalised over its F = H·W values.
 
@@ -480,42 +490,8 @@ class InstanceNorm2d(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = False, track_running_stats: bool = False, dtype=np.float32):
-        super().__init__()
-        if isinstance(num_features, bool) or int(num_features) != num_features or num_features <= 0:
-            raise ValueError(f"InstanceNorm2d: num_features must be a positive integer, got {num_features!r}")
-        if not eps > 0:
-            raise ValueError(f"InstanceNorm2d: eps must be positive, got {eps!r}")
-        if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"InstanceNorm2d: momentum must be in [0, 1] or None, got {momentum!r}")
-        dtype = np.dtype(dtype)
-        if not np.issubdtype(dtype, np.floating):
-            raise TypeError(f"InstanceNorm2d: dtype must be floating, got {dtype}")
-        self.num_features = int(num_features)
-        self.eps = float(eps)
-        self.momentum = None if momentum is None else float(momentum)
-        self.affine = bool(affine)
-        self.track_running_stats = bool(track_running_stats)
-        self._dtype = dtype
-        xp = get_backend().xp
-        if self.affine:
-            self.weight = Parameter(xp.ones(self.num_features, dtype=dtype))
-            self.bias = Parameter(xp.zeros(self.num_features, dtype=dtype))
-        else:
-            self.weight = None
-            self.bias = None
-        if self.track_running_stats:
-            self.register_buffer("running_mean", xp.zeros(self.num_features, dtype=dtype))
-            self.register_buffer("running_var", xp.ones(self.num_features, dtype=dtype))
-            self.register_buffer("num_batches_tracked", xp.zeros((), dtype=np.int64))
-        else:
-            self.running_mean = None
-            self.running_var = None
-            self.num_batches_tracked = None
-        self._cache = None
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
         self._tangent = None
-
-    def describe(self):
-        return f"InstanceNorm2d({self.num_features})"
 
     def _shape_hint(self):
         return f"(N, {self.num_features}, H, W)"
@@ -523,30 +499,6 @@ class InstanceNorm2d(Module):
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track_running_stats}")
-
-    @property
-    def dtype(self):
-        return self._dtype
-
-    def _on_dtype_change(self, dtype):
-        self._dtype = np.dtype(dtype)
-
-    def _set_buffer(self, name, array):
-        if name == "num_batches_tracked" and array is not None:
-            array = array.reshape(())
-        super()._set_buffer(name, array)
-
-    def reset_running_stats(self):
-        if self.track_running_stats:
-            self.running_mean[...] = 0
-            self.running_var[...] = 1
-            self.num_batches_tracked[...] = 0
-
-    def reset_parameters(self):
-        self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            init.zeros_(self.bias)
 
     def _gamma_rows(self, n):
         """γ per row of the (N·C, F) view, (N·C, 1); None without affine."""
