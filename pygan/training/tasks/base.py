@@ -60,7 +60,7 @@ def grad_norms(named_params, step: int) -> dict:
         if scale == 0.0:
             out[name] = 0.0
             continue
-        gs = (g / scale).astype(np.float64) if hasattr(g, "astype") else g / scale
+        gs = (g / scale).astype(np.float64)
         out[name] = scale * math.sqrt(float(gs @ gs))
     return out
 
