@@ -154,6 +154,16 @@ def test_metrics_record_every_parameter_gradient_norm(tmp_path):
         assert r["grad_norm"][f"G.{k}"] == pytest.approx(float(np.linalg.norm(p.grad.astype(np.float64))), rel=1e-5)
 
 
+@pytest.mark.parametrize("preset", ["dcgan-digits", "cgan-digits"])
+def test_an_image_run_draws_samples_latent_paths_losses_and_gradient_norms(tmp_path, preset):
+    pytest.importorskip("sklearn")
+    cfg = config.replace(presets.preset(preset), {"model_args.width": 4, "batch_size": 8, "steps": 2,
+                                                  "log_every": 1, "sample_every": 2})
+    train(cfg, out=str(tmp_path), progress=False, stream=open(os.devnull, "w"))
+    assert {"samples.png", "interpolation.png", "losses.png", "d_outputs.png", "grad_norms.png"} <= \
+        set(os.listdir(tmp_path))
+
+
 @pytest.mark.parametrize("penalty", ["gp", "lipschitz"])
 def test_conditional_model_with_penalty(tmp_path, penalty):
     pytest.importorskip("sklearn")

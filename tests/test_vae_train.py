@@ -142,7 +142,7 @@ def test_cli_train_writes_a_vae_run_folder(runs):
     run = runs["vae"]
     files = set(os.listdir(run))
     assert {"config.toml", "metrics.jsonl", "checkpoint.npz", "samples.png", "reconstructions.png",
-            "losses.png"} <= files
+            "losses.png", "interpolation.png", "grad_norms.png"} <= files
     assert {"step_000006.png", "recon_000006.png"} <= set(os.listdir(os.path.join(run, "samples")))
     cfg = config.loads(open(os.path.join(run, "config.toml")).read())
     assert (cfg.model, cfg.steps, cfg.batch_size, cfg.beta, cfg.optim.lr, cfg.model_args) == \

@@ -7,7 +7,8 @@ model family's figures go in a module of their own here. Every function takes ho
 path, writes the file and closes its figure.
 """
 from . import vae
-from .figures import curves, histogram_1d, image_grid, interpolation_paths, scatter_2d, smooth, tile_images
+from .figures import (curves, grad_norm_figure, histogram_1d, image_grid, interpolation_paths, latent_interpolation,
+                      scatter_2d, smooth, tile_images)
 
-__all__ = ["image_grid", "tile_images", "scatter_2d", "histogram_1d", "interpolation_paths", "curves", "smooth",
-           "vae"]
+__all__ = ["image_grid", "tile_images", "scatter_2d", "histogram_1d", "interpolation_paths", "latent_interpolation",
+           "curves", "grad_norm_figure", "smooth", "vae"]

@@ -20,8 +20,8 @@ import numpy as np
 from ..backend import to_host
 from ..files import atomic_write
 
-__all__ = ["image_grid", "tile_images", "scatter_2d", "histogram_1d", "interpolation_paths", "curves",
-           "smooth"]
+__all__ = ["image_grid", "tile_images", "scatter_2d", "histogram_1d", "interpolation_paths", "latent_interpolation",
+           "curves", "grad_norm_figure", "smooth"]
 
 
 def _plt():
@@ -188,6 +188,52 @@ def _series(records, key):
     return a[:, 0], a[:, 1]
 
 
+def grad_norm_figure(records, path, title: str = "") -> bool:
+    """grad_norms.png: ‖∂L/∂θ‖ of every parameter over the steps it was logged at, one panel per
+    network (the first part of the parameter names: G and D of a GAN, the encoder, latent head
+    and decoder of a VAE), log scale. Returns False (and writes nothing) when no record has norms."""
+    names = []
+    for r in records:
+        for k in r.get("grad_norm", {}):
+            if k not in names:
+                names.append(k)
+    if not names:
+        return False
+    plt = _plt()
+    nets = list(dict.fromkeys(k.split(".", 1)[0] for k in names))
+    fig, axes = plt.subplots(1, len(nets), figsize=(6 * len(nets), 4.5), dpi=100, sharex=True, squeeze=False)
+    for ax, net in zip(axes[0], nets):
+        for k in names:
+            if not k.startswith(net + "."):
+                continue
+            s = [(r["step"], r["grad_norm"][k]) for r in records if k in r.get("grad_norm", {})]
+            a = np.array(s, dtype=np.float64)
+            y = smooth(a[:, 1], max(1, len(a) // 200))   # logged every log_every steps
+            ax.plot(a[:, 0], np.maximum(y, 1e-30), lw=0.9, label=k[len(net) + 1:])
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(f"‖∂L/∂θ‖ of {net}'s parameters", fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=6, ncol=2)
+    if title:
+        fig.suptitle(f"{title} — gradient norms", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def latent_interpolation(model, path, rng, rows: int = 8, steps: int = 10, title: str | None = None):
+    """An image grid of G(z) along slerp paths between two prior draws, one path per row
+    (:func:`pygan.evaluation.sampling.interpolate_latents`); a conditional model keeps class
+    r mod K along row r, so the row shows the latent space's style at a fixed class."""
+    from ..evaluation.sampling import generate, interpolate_latents
+    z = interpolate_latents(model, rows, steps, rng)
+    nc = int(getattr(model, "num_classes", 0) or 0)
+    labels = np.repeat(np.arange(rows) % nc, steps).astype(np.int64) if nc else None
+    x = generate(model, rows * steps, None, labels=labels, z=z)
+    image_grid(x, path, nrow=steps, title=title or "latent interpolation (slerp), one path per row")
+
+
 def curves(records, folder, title: str = "") -> list:
     """Write losses.png, d_outputs.png, grad_norms.png (and quality.png when there are
     evaluation records) into ``folder`` from metrics.jsonl records; returns the paths."""
@@ -234,29 +280,8 @@ def curves(records, folder, title: str = "") -> list:
     _save(fig, p)
     written.append(p)
 
-    names = []
-    for r in records:
-        for k in r.get("grad_norm", {}):
-            if k not in names:
-                names.append(k)
-    if names:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100, sharex=True)
-        for ax, net in zip(axes, ("G", "D")):
-            for k in names:
-                if not k.startswith(net + "."):
-                    continue
-                s = [(r["step"], r["grad_norm"][k]) for r in records if k in r.get("grad_norm", {})]
-                a = np.array(s, dtype=np.float64)
-                y = smooth(a[:, 1], max(1, len(a) // 200))   # logged every log_every steps
-                ax.plot(a[:, 0], np.maximum(y, 1e-30), lw=0.9, label=k[len(net) + 1:])
-            ax.set_yscale("log")
-            ax.set_xlabel("G step")
-            ax.set_title(f"‖∂L/∂θ‖ of {net}'s parameters", fontsize=9)
-            ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=6, ncol=2)
-        fig.tight_layout()
-        p = os.path.join(folder, "grad_norms.png")
-        _save(fig, p)
+    p = os.path.join(folder, "grad_norms.png")
+    if grad_norm_figure(records, p, title):
         written.append(p)
 
     evals = [r for r in records if isinstance(r.get("eval"), dict)]

@@ -138,6 +138,15 @@ def _gan_presets():
     # Adam and one or two D steps trains worse (benchmarks/results/digits_penalties.md)
     p["sn-hinge-digits"] = dict(name="sn-hinge-digits", model_args={**per_sample, "spectral_norm": True},
                                 loss="hinge", steps=4000, **_critic_adam(), **digits)
+    # the constrained critics at 28×28, as on the digits: the DCGAN-28 critic without BatchNorm
+    mnist = dict(model="dcgan-28", data="mnist", data_folder="data/mnist", sample_every=500, checkpoint_every=500,
+                 **img)
+    p["wgan-gp-mnist"] = dict(name="wgan-gp-mnist", model_args={"batchnorm_in_d": False}, loss="wasserstein",
+                              penalty="gp", penalty_weight=10.0, steps=1000, **_critic_adam(), **mnist)
+    p["sn-hinge-mnist"] = dict(name="sn-hinge-mnist", model_args={"batchnorm_in_d": False, "spectral_norm": True},
+                               loss="hinge", steps=2000, **_critic_adam(), **mnist)
+    p["r1-mnist"] = dict(name="r1-mnist", model_args={"batchnorm_in_d": False}, penalty="r1", penalty_weight=10.0,
+                         steps=4000, **mnist)
     for kind in ("mnist", "fashion"):
         p[f"dcgan-{kind}"] = dict(name=f"dcgan-{kind}", model="dcgan-28", data=kind,
                                   data_folder=f"data/{kind}", steps=5000, sample_every=500,

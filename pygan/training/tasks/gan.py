@@ -244,7 +244,7 @@ class GANTask(Task):
 
     def figures(self, folder, step, final):
         """samples/step_XXXXXX.png: an image grid (64 fixed z; conditional models: one class per
-        column), or for 2-D toy data a scatter over D's surface with the arrows −∂L_G/∂x, for 1-D a
+        column; at the end also interpolation.png, latent paths), or for 2-D toy data a scatter over D's surface with the arrows −∂L_G/∂x, for 1-D a
         histogram with D's curve."""
         from ... import plots
         cfg, m = self.cfg, self.model
@@ -259,6 +259,11 @@ class GANTask(Task):
                 plots.image_grid(x, path, nrow=nc or 8, title=f"{title} (column k: class k)" if nc else title)
             else:
                 self._field_figure(path, title)
+            if final and not cfg.is_toy:
+                plots.latent_interpolation(m, os.path.join(folder, "interpolation.png"),
+                                           np.random.default_rng((cfg.seed, 5)),
+                                           title=f"{title}: slerp between two z per row"
+                                           + (" (row r: class r)" if m.num_classes else ""))
         if final:
             copy_file(path, os.path.join(folder, "samples.png"))
 

@@ -154,10 +154,17 @@ class VAETask(Task):
         if final:
             copy_file(s, os.path.join(folder, "samples.png"))
             copy_file(r, os.path.join(folder, "reconstructions.png"))
+            a, b = slice(0, 8), slice(8, 16)      # eight held-out pairs
+            vae_plots.interpolations(m, x[a], x[b], os.path.join(folder, "interpolation.png"),
+                                     labels_a=y[a] if m.conditional else None,
+                                     labels_b=y[b] if m.conditional else None,
+                                     title=f"{title}: decoding between the posterior means of held-out pairs")
 
     def curves(self, records, folder):
         from ...plots import vae as vae_plots
+        from ...plots import grad_norm_figure
         vae_plots.curves(records, folder, title=f"{self.cfg.name} — {self.model.describe()}")
+        grad_norm_figure(records, os.path.join(folder, "grad_norms.png"), self.cfg.name)
 
     @classmethod
     def load_model(cls, cfg, ck, **options):
