@@ -1,6 +1,7 @@
 """A short run of one preset of every family, reduced to numbers that pin its trajectory.
 
-``python tests/preset_regression.py`` writes ``tests/data/preset_regression.json``; the test
+``python tests/preset_regression.py`` writes ``tests/data/preset_regression.json`` (``… NAME …``
+re-records only the named presets); the test
 ``tests/test_preset_regression.py`` trains the same presets again and compares. Each entry holds
 the scalar metrics of every step and a SHA-256 of the final state (parameters, buffers, EMA,
 optimizer state). The checksum is compared only on a machine like the recording one (same CPU
@@ -26,7 +27,7 @@ GAN_PRESETS = [
     "r1-ring-8", "sn-hinge-ring-8", "lipschitz-ring-8", "lipschitz-one-sided-ring-8-decay-ema",
     "ring-8-ema", "grid-25-decay-ema", "mixture-1d",
     "dcgan-digits", "cgan-digits", "wgan-digits", "wgan-gp-digits", "r1-digits", "sn-hinge-digits",
-    "lipschitz-digits", "dcgan-mnist", "cgan-mnist",
+    "lipschitz-digits", "dcgan-mnist", "cgan-mnist", "wgan-gp-mnist", "sn-hinge-mnist", "r1-mnist",
 ]
 VAE_PRESETS = ["vae-digits", "cvae-digits", "ae-digits", "vae-mnist", "cvae-mnist"]
 PRESETS = GAN_PRESETS + VAE_PRESETS
@@ -100,23 +101,47 @@ def _state(t) -> dict:
 def run_preset(name: str, mnist_folder: str) -> dict:
     """{"metrics": [per-step scalars], "state_sha256": …} after STEPS steps of preset ``name``."""
     from pygan.backend import set_backend
+    from pygan.backend.cpu_threads import blas
     set_backend("numpy")
+    # as in a fresh process: OpenBLAS's threads spin again and products of 2M-16M multiply-adds
+    # use its own thread count (after an image model's step they run on one thread for a second,
+    # cpu_threads.QUIET_HOLD_S, and OpenBLAS rounds them differently on one thread)
+    blas.spin_idle_threads()
     with tempfile.TemporaryDirectory() as run_dir:
         t = _trainer(name, mnist_folder, run_dir)
         metrics = [_scalars(t.train_step()) for _ in range(STEPS)]
         return {"metrics": metrics, "state_sha256": _digest(_state(t))}
 
 
-def record(path=RECORD):
+def record(path=RECORD, names=None):
+    """Write the record of every preset, or with ``names`` re-record only those in the existing file."""
+    runs, old = {}, None
+    if names:
+        unknown = sorted(set(names) - set(PRESETS))
+        if unknown:
+            raise SystemExit(f"not in the record's preset list (PRESETS above): {', '.join(unknown)}")
+        with open(path) as f:
+            old = json.load(f)
+        runs, here = old["runs"], fingerprint()
+        if (old["fingerprint"]["cpu"], old["fingerprint"]["numpy"]) != (here["cpu"], here["numpy"]):
+            raise SystemExit("the record was made on another machine or NumPy: re-record every preset")
     with tempfile.TemporaryDirectory() as folder:
         synthetic_mnist(folder)
-        runs = {name: run_preset(name, folder) for name in PRESETS}
+        for name in (names or PRESETS):
+            runs[name] = run_preset(name, folder)
+    runs = {name: runs[name] for name in PRESETS if name in runs}
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
-        json.dump({"fingerprint": fingerprint(), "steps": STEPS, "runs": runs}, f, indent=1)
+        json.dump({"fingerprint": old["fingerprint"] if names else fingerprint(), "steps": STEPS, "runs": runs},
+                  f, indent=1)
         f.write("\n")
 
 
 if __name__ == "__main__":
+    import argparse
     sys.path.insert(0, os.path.dirname(HERE))
-    record(sys.argv[1] if len(sys.argv) > 1 else RECORD)
+    ap = argparse.ArgumentParser(description="record the preset regression (all presets, or the named ones)")
+    ap.add_argument("names", nargs="*", help="re-record only these presets in the existing record")
+    ap.add_argument("--out", default=RECORD)
+    args = ap.parse_args()
+    record(args.out, args.names)

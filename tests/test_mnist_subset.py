@@ -52,7 +52,21 @@ def test_without_either_the_error_names_both_ways(tmp_path, monkeypatch):
         data.load_mnist_subset()
 
 
-@pytest.mark.parametrize("preset", ["dcgan-mnist", "cgan-mnist", "vae-mnist", "cvae-mnist"])
+def _mnist_presets():
+    from pygan.training import presets
+    return [name for name in presets.presets() if name.endswith("-mnist")]
+
+
+def test_every_image_model_family_has_a_28x28_preset():
+    from pygan.training import presets
+    got = {presets.preset(name).model + ("+" + presets.preset(name).penalty if presets.preset(name).kind == "gan"
+                                         else "") for name in _mnist_presets()}
+    assert {"dcgan-28+none", "cgan-28+none", "dcgan-28+gp", "dcgan-28+r1", "vae-28", "cvae-28"} <= got
+    sn = presets.preset("sn-hinge-mnist")
+    assert sn.loss == "hinge" and sn.model_args["spectral_norm"] and not sn.model_args["batchnorm_in_d"]
+
+
+@pytest.mark.parametrize("preset", _mnist_presets())
 def test_mnist_presets_train_on_the_subset_offline(tmp_path, preset):
     from pygan.training import Trainer, config, presets
     cfg = config.replace(presets.preset(preset), {"data_folder": str(tmp_path / "none"), "batch_size": 16,

@@ -26,6 +26,13 @@ pygan assumes one thread drives it (and NumPy's BLAS) at a time, as a training l
 program that runs BLAS from several threads at once should set PYGAN_NUM_THREADS=1 (or its own
 OPENBLAS_THREAD_TIMEOUT, which pygan then leaves alone).
 
+Rounding: OpenBLAS does not round a product on one thread exactly as on several, so the last
+bits of a product of 2M-16M multiply-adds depend on whether work was split in the last
+QUIET_HOLD_S seconds — within one run the same every step, but a small model trained right after
+an image model in the same process can differ from one trained in a fresh process by float32
+rounding. ``blas.spin_idle_threads()`` returns to a fresh process's state; ``PYGAN_NUM_THREADS=1``
+removes the dependence altogether.
+
 ``PYGAN_NUM_THREADS`` sets the number of threads (default: the BLAS's own thread count, so
 OPENBLAS_NUM_THREADS=1 keeps all of pygan on one core; without a known BLAS, the cores, ≤ 8);
 ``PYGAN_NUM_THREADS=1`` turns the pool and the OpenBLAS change off.  ``set_num_threads(n)`` does
