@@ -181,7 +181,7 @@ def test_a_torch_state_dict_of_the_authors_networks_loads_and_gives_the_same_out
     torch = torch_or_skip()
     TG, TD = torch_networks(torch)
     torch.manual_seed(0)
-    tg, td = TG(1, 1, 4, ngf=16, image_size=28).double().eval(), TD(2, ndf=32, n_layers=1).double().eval()
+    tg, td = TG(1, 1, 4, ngf=16, image_size=28).double().eval(), TD(2, ndf=16, n_layers=1).double().eval()
     m = build_pix2pix().G.double().eval(), build_pix2pix().D.double().eval()
     m[0].load_state_dict(tg.state_dict())
     m[1].load_state_dict(td.state_dict())

@@ -13,7 +13,7 @@ from .images import (IMAGE_DATA, MNIST_MIRRORS, MNIST_SHA256, ChecksumError, dig
                      download_mnist, load_digits, load_images, load_mnist, mnist_file_names, read_idx, write_idx,
                      load_mnist_subset, mnist_source, describe_source)
 from .streams import ImageStream, ToyStream, batches
-from .paired import PAIR_TASKS, load_pairs, lower_half, make_inputs, sobel_edges
+from .paired import PAIR_TASKS, load_pairs, lower_half, make_inputs, read_image_file, sobel_edges
 
 TOY_DATA = tuple(TOY_DISTRIBUTIONS)
 
@@ -22,4 +22,4 @@ __all__ = ["ring", "grid", "swiss_roll", "gaussian_mixture_1d", "gaussian_mixtur
            "load_digits", "digits_split", "load_images", "read_idx", "write_idx", "load_mnist",
            "mnist_file_names", "load_mnist_subset", "mnist_source", "describe_source", "download", "download_mnist", "ChecksumError", "MNIST_MIRRORS", "MNIST_SHA256",
            "ToyStream", "ImageStream", "batches", "PAIR_TASKS", "load_pairs", "make_inputs", "sobel_edges",
-           "lower_half"]
+           "lower_half", "read_image_file"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["PAIR_TASKS", "EDGE_THRESHOLD", "sobel_edges", "lower_half", "make_inputs", "load_pairs",
-           "describe_task"]
+           "describe_task", "read_image_file"]
 
 PAIR_TASKS = ("edges", "lower-half")
 
@@ -87,3 +87,57 @@ def describe_task(task: str) -> str:
     """A phrase for logs: what the input of ``task`` is."""
     return {"edges": f"edges → digit (Sobel magnitude > {EDGE_THRESHOLD:g})",
             "lower-half": "lower half → whole digit"}.get(task, task)
+
+
+def read_image_file(path, side: int = 28) -> np.ndarray:
+    """Images a user gives, as float32 (N, 1, side, side) in [−1, 1].
+
+    ``.npy``: an array (side, side), (N, side, side) or (N, 1, side, side) of floats in [−1, 1] or
+    of uint8 grey levels 0…255 (g ↦ g/127.5 − 1). ``.png``: one grey or colour picture (colour is
+    averaged, alpha ignored) whose sides are multiples of ``side``, read as a grid of side×side
+    tiles row by row, white = 1. Anything else is a ValueError saying what was expected.
+    """
+    import os
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if not os.path.isfile(path):
+        raise ValueError(f"--input {path!r}: no such file")
+    if ext == ".npy":
+        try:
+            a = np.load(path, allow_pickle=False)
+        except ValueError as e:
+            raise ValueError(f"--input {path!r}: not a plain .npy array ({e})") from None
+        if a.dtype == np.uint8:
+            a = a.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+        elif a.dtype.kind != "f":
+            raise ValueError(f"--input {path!r}: expected floats in [−1, 1] or uint8 grey levels, got dtype {a.dtype}")
+        a = np.asarray(a, dtype=np.float32)
+        if a.ndim == 2:
+            a = a[None, None]
+        elif a.ndim == 3:
+            a = a[:, None]
+        if a.ndim != 4 or a.shape[1:] != (1, side, side) or len(a) == 0:
+            raise ValueError(f"--input {path!r}: expected images ({side}, {side}), (N, {side}, {side}) or "
+                             f"(N, 1, {side}, {side}), got shape {np.load(path, allow_pickle=False).shape}")
+        lo, hi = float(a.min()), float(a.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1.001 or hi > 1.001:
+            raise ValueError(f"--input {path!r}: float images must lie in [−1, 1] (background −1), got "
+                             f"values in [{lo:.3g}, {hi:.3g}]; give uint8 0…255 grey levels instead")
+        return np.clip(a, -1.0, 1.0)
+    if ext == ".png":
+        import matplotlib.image as mpimg
+        try:
+            img = np.asarray(mpimg.imread(path), dtype=np.float32)
+        except (OSError, ValueError, SyntaxError) as e:
+            raise ValueError(f"--input {path!r}: not a readable PNG ({e})") from None
+        if img.ndim == 3:
+            img = img[..., :3].mean(axis=2)
+        if img.dtype.kind != "f" or img.max() > 1.0:
+            img = img / 255.0
+        h, w = img.shape
+        if h % side or w % side:
+            raise ValueError(f"--input {path!r}: a PNG of {w}×{h} pixels; its sides must be multiples of {side} "
+                             f"(one {side}×{side} image, or a grid of them)")
+        tiles = img.reshape(h // side, side, w // side, side).transpose(0, 2, 1, 3).reshape(-1, 1, side, side)
+        return (2.0 * tiles - 1.0).astype(np.float32)
+    raise ValueError(f"--input {path!r}: expected a .npy or .png file")

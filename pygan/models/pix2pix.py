@@ -28,7 +28,7 @@ between this module and theirs:
   of logits each seeing a 16×16 patch (n_layers=2: a 5×5 map of 34×34 patches, the whole digit).
 
 ``build_pix2pix(name, **options) -> Pix2PixModel`` (name "pix2pix-28"); options:
-``in_channels`` (1), ``out_channels`` (1), ``image_size`` (28), ``ngf`` (16), ``ndf`` (32),
+``in_channels`` (1), ``out_channels`` (1), ``image_size`` (28), ``ngf`` (16), ``ndf`` (16),
 ``num_downs`` (4), ``n_layers`` (1), ``norm`` ("batch" | "instance" | "none"), ``use_dropout``
 (False), ``up`` ("transpose" | "nearest"). Weights: the authors' ``init_weights("normal", 0.02)``
 (= :func:`pygan.nn.dcgan_init`). Gradients: everything is made of layers whose backward is derived
@@ -336,7 +336,7 @@ class Pix2PixModel:
 
 
 _DEFAULTS = {
-    "pix2pix-28": dict(in_channels=1, out_channels=1, image_size=28, ngf=16, ndf=32, num_downs=4, n_layers=1,
+    "pix2pix-28": dict(in_channels=1, out_channels=1, image_size=28, ngf=16, ndf=16, num_downs=4, n_layers=1,
                        norm="batch", use_dropout=False, up="transpose"),
 }
 PIX2PIX_MODELS = tuple(_DEFAULTS)
