@@ -52,3 +52,12 @@ def test_pairs_of_the_real_digits_are_deterministic_and_the_split_is_disjoint(ta
     assert len(yt) == 4500
     held = {t.tobytes() for t in y}
     assert not any(t.tobytes() in held for t in yt)               # no held-out target is trained on
+
+
+def test_sobel_magnitude_falls_when_an_image_is_blurred():
+    x = _square()
+    blurred = x.copy()
+    blurred[0, 0, 1:-1, 1:-1] = (x[0, 0, :-2, 1:-1] + x[0, 0, 2:, 1:-1] + x[0, 0, 1:-1, :-2] + x[0, 0, 1:-1, 2:]
+                                 + x[0, 0, 1:-1, 1:-1]) / 5
+    assert paired.sobel_magnitude(blurred).mean() < paired.sobel_magnitude(x).mean()
+    assert paired.sobel_magnitude(x)[0, 14, 14] == 0 and paired.sobel_magnitude(x)[0, 8, 14] == 2.0 * 2

@@ -114,7 +114,8 @@ def test_a_run_writes_its_folder_and_metrics(trained_run):
     recs = [json.loads(line) for line in open(os.path.join(trained_run, "metrics.jsonl"))]
     assert [r["step"] for r in recs] == [1, 2, 3, 4]
     ev = recs[-1]["eval"]
-    assert {"l1", "fid", "real_vs_real_fid", "accuracy", "target_accuracy", "n"} <= set(ev) and ev["n"] == 20
+    assert {"l1", "fid", "real_vs_real_fid", "accuracy", "target_accuracy", "sharpness", "grey_fraction",
+            "n"} <= set(ev) and ev["n"] == 20
 
 
 def test_eval_prints_the_ablation_figures(trained_run, capsys):
@@ -174,3 +175,19 @@ def test_input_is_refused_for_a_gan_run(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["sample", out, "--input", "x.npy"]) == 2
     assert "only a pix2pix run takes inputs" in capsys.readouterr().err
+
+
+def test_the_judge_scores_given_images_against_their_labels():
+    from pygan.evaluation import judge
+    from pygan.data import load_pairs
+    _, y, labels = load_pairs("edges", split="test")
+    keep = np.random.default_rng(0).permutation(len(y))[:200]      # every digit (the split is sorted by class)
+    y, labels = y[keep], labels[keep]
+    q = judge.judge_images(y[:200], labels[:200], np.random.default_rng(0), data="mnist")
+    assert q["accuracy"] >= 0.9 and q["n"] == 200 and q["real_vs_real_n"] == 200
+    wrong = judge.judge_images(y[:200], (labels[:200] + 1) % 10, np.random.default_rng(0), data="mnist")
+    assert wrong["accuracy"] <= 0.1 and wrong["fid"] == q["fid"]
+    blank = judge.judge_images(-np.ones((200, 1, 28, 28), np.float32), labels[:200], data="mnist")
+    assert q["fid"] < 3 * q["real_vs_real_fid"] and blank["fid"] > 10 * q["fid"]
+    with pytest.raises(ValueError, match=r"labels must have shape \(200,\)"):
+        judge.judge_images(y[:200], labels[:10], data="mnist")

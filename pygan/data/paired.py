@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PAIR_TASKS", "EDGE_THRESHOLD", "sobel_edges", "lower_half", "make_inputs", "load_pairs",
+__all__ = ["PAIR_TASKS", "EDGE_THRESHOLD", "sobel_magnitude", "sobel_edges", "lower_half", "make_inputs", "load_pairs",
            "describe_task", "read_image_file"]
 
 PAIR_TASKS = ("edges", "lower-half")
@@ -37,9 +37,9 @@ def _check_images(images, who):
     return x
 
 
-def sobel_edges(images, threshold: float = EDGE_THRESHOLD) -> np.ndarray:
-    """Binary edge maps of images (N, 1, H, W) in [−1, 1]: 1 where the Sobel gradient magnitude
-    √(Gx² + Gy²) of the grey levels (x + 1)/2 exceeds ``threshold``, −1 elsewhere (float32)."""
+def sobel_magnitude(images) -> np.ndarray:
+    """The Sobel gradient magnitude √(Gx² + Gy²) of the grey levels (x + 1)/2 of images (N, 1, H, W)
+    in [−1, 1], borders edge-replicated: (N, H, W) float64."""
     x = _check_images(images, "sobel_edges")
     u = (x[:, 0].astype(np.float64) + 1.0) / 2.0
     p = np.pad(u, ((0, 0), (1, 1), (1, 1)), mode="edge")
@@ -51,8 +51,13 @@ def sobel_edges(images, threshold: float = EDGE_THRESHOLD) -> np.ndarray:
             win = p[:, i:i + h, j:j + w]
             gx += _SOBEL_X[i, j] * win
             gy += _SOBEL_X[j, i] * win
-    mag = np.sqrt(gx * gx + gy * gy)
-    return np.where(mag > threshold, 1.0, -1.0).astype(np.float32)[:, None]
+    return np.sqrt(gx * gx + gy * gy)
+
+
+def sobel_edges(images, threshold: float = EDGE_THRESHOLD) -> np.ndarray:
+    """Binary edge maps of images (N, 1, H, W) in [−1, 1]: 1 where the Sobel gradient magnitude
+    (:func:`sobel_magnitude`) exceeds ``threshold``, −1 elsewhere (float32)."""
+    return np.where(sobel_magnitude(images) > threshold, 1.0, -1.0).astype(np.float32)[:, None]
 
 
 def lower_half(images) -> np.ndarray:

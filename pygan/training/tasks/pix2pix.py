@@ -20,7 +20,8 @@ D(x, y), D(x, G(x)) over patches (``D_real_prob``/``D_fake_prob`` for the sigmoi
 Evaluation (``pygan eval``, and at ``eval_every``): on the task's held-out pairs, G in eval mode:
 ``l1`` (per pixel), the judge's ``fid`` of the outputs against the real digits and its
 ``accuracy`` on the outputs against the target's label (with ``real_vs_real_fid``, the noise
-floor, and ``target_accuracy``: the judge's accuracy on the targets themselves). Figures:
+floor, and ``target_accuracy``: the judge's accuracy on the targets themselves) and the blur
+measures ``sharpness`` and ``grey_fraction``. Figures:
 samples/step_XXXXXX.png — rows input | output | target of 16 fixed held-out pairs (two of each of
 eight digits); samples.png (the last); losses.png.
 """
@@ -216,7 +217,10 @@ class Pix2PixTask(Task):
         ``l1`` (mean |G(x) − y| per pixel, in the [−1, 1] grey levels), the judge's ``fid`` of the
         outputs against the real digits (``real_vs_real_fid``: two real halves of that size),
         ``accuracy`` (the judge's class of G(x) = the target's label) and ``target_accuracy``
-        (the judge's on the targets themselves: the ceiling), ``n``."""
+        (the judge's on the targets themselves: the ceiling), ``n``; and two measures of blur:
+        ``sharpness`` (the outputs' mean Sobel gradient magnitude over the targets': 1 is as sharp as
+        the real digits, a blurred output less) and ``grey_fraction`` (the fraction of output pixels
+        in (−0.5, 0.5), between ink and paper; the real digits: ``target_grey_fraction``)."""
         from ...evaluation import judge
         x, y, labels = heldout if heldout is not None else heldout_pairs(cfg)
         n = min(int(n or cfg.eval_samples), len(x))
@@ -228,11 +232,15 @@ class Pix2PixTask(Task):
         out = translate(model, x)
         if not np.isfinite(out).all():
             raise TrainingDiverged(0, "G(x)", "not finite", "the generator's outputs on held-out inputs")
-        q = {"l1": float(np.mean(np.abs(out.astype(np.float64) - y)))}
+        from ...data.paired import sobel_magnitude
+        q = {"l1": float(np.mean(np.abs(out.astype(np.float64) - y))),
+             "sharpness": float(sobel_magnitude(out).mean() / sobel_magnitude(y).mean()),
+             "grey_fraction": float(np.mean(np.abs(out) < 0.5))}
         rng = rng if rng is not None else np.random.default_rng((cfg.seed, 3))
         scores = judge.judge_images(out, labels, rng, data=cfg.data, data_folder=cfg.data_folder or None)
         q.update({k: scores[k] for k in ("fid", "real_vs_real_fid", "accuracy")})
         q["target_accuracy"] = judge.judge_images(y, labels, np.random.default_rng(0), data=cfg.data,
                                                   data_folder=cfg.data_folder or None)["accuracy"]
+        q["target_grey_fraction"] = float(np.mean(np.abs(y) < 0.5))
         q["n"] = n
         return q
