@@ -53,7 +53,7 @@ def _cmd_info(args) -> int:
 
 # flag -> (config key, type); None as the value means "not given"
 _TRAIN_FLAGS = [
-    ("--model", "model", str, "model name (mlp, dcgan-8, cgan-8, dcgan-28, cgan-28; vae-8, cvae-8, ae-8, …)"),
+    ("--model", "model", str, "model name (mlp, dcgan-8, cgan-8, dcgan-28, cgan-28; vae-8, cvae-8, ae-8, …; pix2pix-28)"),
     ("--data", "data", str, "ring-8, grid-25, swiss-roll, mixture-1d, digits, mnist, fashion"),
     ("--data-folder", "data_folder", str, "folder with the MNIST / Fashion-MNIST IDX files"),
     ("--loss", "loss", str, "minimax, nonsaturating, wasserstein, least_squares, hinge"),
@@ -319,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "folder gets config.toml, metrics.jsonl, checkpoint.npz, sample "
                                    "pictures and loss / D-output / gradient-norm plots.")
     p.add_argument("what", nargs="?", help="preset name (a GAN's, or vae-digits, cvae-digits, ae-digits, "
-                                           "vae-mnist, cvae-mnist) or config.toml (default: dcgan-digits)")
+                                           "vae-mnist, cvae-mnist, pix2pix-edges, pix2pix-lower-half, …) or config.toml "
+                                           "(default: dcgan-digits)")
     p.add_argument("--config", metavar="FILE", help="a TOML config (same as giving it as WHAT)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN from its last checkpoint")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<name>, made unique)")
