@@ -5,6 +5,7 @@
     pygan train my.toml --set optim_d.lr=1e-4
     pygan train --resume runs/ring-8     continue a run exactly where its last checkpoint left off
     pygan sample runs/ring-8 --n 2500 --out points.npy
+    pygan sample runs/pix2pix-edges --input edges.png   translate the user's own inputs
     pygan eval runs/ring-8
     pygan presets                        every preset with a one-line description
 """
@@ -52,7 +53,7 @@ def _cmd_info(args) -> int:
 
 # flag -> (config key, type); None as the value means "not given"
 _TRAIN_FLAGS = [
-    ("--model", "model", str, "model name (mlp, dcgan-8, cgan-8, dcgan-28, cgan-28; vae-8, cvae-8, ae-8, …)"),
+    ("--model", "model", str, "model name (mlp, dcgan-8, cgan-8, dcgan-28, cgan-28; vae-8, cvae-8, ae-8, …; pix2pix-28)"),
     ("--data", "data", str, "ring-8, grid-25, swiss-roll, mixture-1d, digits, mnist, fashion"),
     ("--data-folder", "data_folder", str, "folder with the MNIST / Fashion-MNIST IDX files"),
     ("--loss", "loss", str, "minimax, nonsaturating, wasserstein, least_squares, hinge"),
@@ -76,7 +77,8 @@ _TRAIN_FLAGS = [
 
 #: what a family does not have, for the message when a flag of another family is given
 _KIND_NOTES = {"vae": "one network, one optimizer, no adversarial loss",
-               "gan": "a generator and a discriminator, each with its own optimizer"}
+               "gan": "a generator and a discriminator, each with its own optimizer",
+               "pix2pix": "an image-to-image U-Net G and a PatchGAN D: no latent, no penalty"}
 
 
 def _dest(flag):
@@ -182,6 +184,11 @@ def _cmd_sample(args) -> int:
     from .training import load_run
 
     model, cfg, ck = load_run(args.run, ema=not args.no_ema)
+    if cfg.kind == "pix2pix":
+        return _sample_pix2pix(args, model, cfg, ck)
+    if args.input or args.from_target:
+        raise ValueError(f"--input translates images: only a pix2pix run takes inputs ({cfg.name} is a "
+                         f"{cfg.kind.upper()} run, which samples from its latent space)")
     rng = np.random.default_rng(args.seed)
     nc = getattr(model, "num_classes", 0)
     out = args.out or os.path.join(os.path.dirname(ck.path), "interpolation.png" if args.interpolate else "sample.png")
@@ -235,6 +242,49 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+def _sample_pix2pix(args, model, cfg, ck) -> int:
+    """``pygan sample`` of a pix2pix run: G(input) of the user's images (--input), or of --n random
+    held-out inputs (--seed); a .png of rows input | output (| target), or the outputs as .npy."""
+    import numpy as np
+
+    from .data import make_inputs, read_image_file
+    from .plots import pix2pix as plots
+    from .training.tasks.pix2pix import heldout_pairs, translate
+
+    if args.label is not None or args.interpolate:
+        raise ValueError("--label and --interpolate do not apply to a pix2pix run (it translates inputs; "
+                         "give them with --input FILE.npy|png)")
+    out = args.out or os.path.join(os.path.dirname(ck.path), "translation.png")
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in (".png", ".npy"):
+        raise ValueError(f"--out must end in .png (a picture) or .npy (the outputs), got {out!r}")
+    if args.input:
+        given = read_image_file(args.input, model.image_size)
+        target = given if args.from_target else None
+        x = make_inputs(cfg.pair_task, given) if args.from_target else given
+        what = f"the {len(x)} image{'s' if len(x) > 1 else ''} of {args.input}"
+    else:
+        if args.from_target:
+            raise ValueError("--from-target needs --input (the images to compute the inputs from)")
+        hx, hy, _ = heldout_pairs(cfg)
+        keep = np.sort(np.random.default_rng(args.seed).permutation(len(hx))[:args.n])
+        x, target = hx[keep], hy[keep]
+        what = f"{len(x)} held-out inputs"
+    y = translate(model, x)
+    if ext == ".npy":
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        np.save(out, y)
+    else:
+        cols, names = [x, y], ["input", "G(input)"]
+        if target is not None:
+            cols.append(target)
+            names.append("target")
+        plots.translation_rows(cols, names, out, title=f"{cfg.name}, step {ck.step}",
+                               blocks=max(1, min(4, len(x) // 12)))
+    print(f"wrote G(input) of {what} ({cfg.name}, step {ck.step}) to {out}")
+    return 0
+
+
 def _cmd_eval(args) -> int:
     import numpy as np
 
@@ -246,8 +296,10 @@ def _cmd_eval(args) -> int:
     if args.json:
         print(json.dumps({"run": ck.path, "step": ck.step, **q}))
         return 0
-    n = args.n or cfg.eval_samples
-    print(f"{cfg.name} at step {ck.step} ({ck.path}), {n} samples:")
+    n = q.get("n", args.n or cfg.eval_samples) if cfg.kind == "pix2pix" else (args.n or cfg.eval_samples)
+    what = "held-out pairs (L1 per pixel; the judge's FD and class accuracy of G(input))" \
+        if cfg.kind == "pix2pix" else "samples"
+    print(f"{cfg.name} at step {ck.step} ({ck.path}), {n} {what}:")
     if q:
         print(f"  {format_quality(q)}")
     else:
@@ -267,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "folder gets config.toml, metrics.jsonl, checkpoint.npz, sample "
                                    "pictures and loss / D-output / gradient-norm plots.")
     p.add_argument("what", nargs="?", help="preset name (a GAN's, or vae-digits, cvae-digits, ae-digits, "
-                                           "vae-mnist, cvae-mnist) or config.toml (default: dcgan-digits)")
+                                           "vae-mnist, cvae-mnist, pix2pix-edges, pix2pix-lower-half, …) or config.toml "
+                                           "(default: dcgan-digits)")
     p.add_argument("--config", metavar="FILE", help="a TOML config (same as giving it as WHAT)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN from its last checkpoint")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<name>, made unique)")
@@ -299,11 +352,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=8)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input", metavar="FILE", help="a pix2pix run: translate these images (FILE.npy: (N, 28, 28) "
+                                                   "in [−1, 1] or uint8; FILE.png: a 28×28 picture or a grid of them)")
+    p.add_argument("--from-target", action="store_true",
+                   help="with --input: the images are targets (digits); compute the run's task input from them")
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("eval", help="quality figures of a trained run",
                        description="Toy data: modes / % high-quality / KL (benchmarks/WORKLOADS.md Q1, Q2); "
-                                   "images: the judge's Fréchet distance (and class accuracy).")
+                                   "images: the judge's Fréchet distance (and class accuracy); pix2pix: "
+                                   "on held-out pairs, L1, the judge's FD and accuracy against the target's label.")
     p.add_argument("run", help="run folder or checkpoint .npz")
     p.add_argument("--no-ema", action="store_true", help="score G's raw weights in a run that keeps an EMA of G")
     p.add_argument("--n", type=int, default=None, help="samples (default: the run's eval_samples, 2,500)")

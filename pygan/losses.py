@@ -18,8 +18,10 @@ logits it was given (same shape and dtype as the logits):
     value, g_fake         = loss.d_fake(fake_logits)
     value, g_fake         = loss.g_loss(fake_logits)
 
-Logits are arrays of shape (N,) or (N, 1) (any (N, ...) works: the mean is over all elements);
-real and fake batches may differ in N but not in the trailing shape.
+Logits are arrays of shape (N,) or (N, 1), or a PatchGAN's logit map (N, 1, H, W) (any (N, ...)
+works: E is the mean over all elements, so a map's loss is the mean over patches and batch, the
+same value and — reshaped — the same gradient as its flattened (N·H·W,) logits); real and fake
+batches may differ in N but not in the trailing shape.
 
 Which backward gets the gradient: a module's backward uses the cache of its **most recent**
 forward. Run ``D.backward(g_real)`` right after ``D(real)`` and ``D.backward(g_fake)`` right
@@ -199,8 +201,8 @@ class Loss:
         if x.dtype.kind != "f":
             raise TypeError(f"{self.describe()}.{method}: expected floating {what}, got dtype {x.dtype}")
         if x.ndim == 0 or x.size == 0:
-            raise ValueError(f"{self.describe()}.{method}: expected {what} of shape (N,) or (N, 1) "
-                             f"with N ≥ 1, got shape {tuple(x.shape)}")
+            raise ValueError(f"{self.describe()}.{method}: expected {what} of shape (N,), (N, 1) or a "
+                             f"logit map (N, 1, H, W) with N ≥ 1, got shape {tuple(x.shape)}")
         return x
 
     def _finite(self, result, term, x, what):
@@ -481,3 +483,39 @@ def cross_entropy(logits, labels, label_smoothing: float = 0.0):
 
 
 __all__ += ["CrossEntropy", "cross_entropy"]
+
+
+# --- regression: the L1 distance (pix2pix's reconstruction term; not in names()/get()) -------------
+
+def l1_loss(pred, target):
+    """Mean absolute error, as ``torch.nn.functional.l1_loss`` (mean reduction):
+
+        value = E |p − t|   (mean over all n elements),   ∂value/∂p = sign(p − t)/n
+
+    with sign(0) = 0 (torch's subgradient at the kink). pred and target: floating arrays of the
+    same shape and dtype (target is data: no gradient is returned for it). Returns (value: float,
+    gradient like pred). A NaN/inf value raises :class:`NonFiniteLoss`.
+    Derivation: docs/gradients.md#l1-distance
+    """
+    xp = get_backend().xp
+    for what, a in (("pred", pred), ("target", target)):
+        if not isinstance(a, xp.ndarray):
+            raise TypeError(f"l1_loss: expected {what} as an array ({xp.__name__}.ndarray), got {type(a).__name__}")
+        if a.dtype.kind != "f":
+            raise TypeError(f"l1_loss: expected floating {what}, got dtype {a.dtype}")
+    if pred.shape != target.shape or pred.size == 0:
+        raise ValueError(f"l1_loss: pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the "
+                         f"same non-empty shape")
+    if pred.dtype != target.dtype:
+        raise TypeError(f"l1_loss: pred is {pred.dtype} but target is {target.dtype}")
+    n = pred.size
+    d = pred - target
+    value = float(xp.abs(d).sum()) / n
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"l1_loss is {value}: pred or target contain NaN/inf", "l1", "l1", value)
+    g = xp.sign(d)
+    g *= pred.dtype.type(1.0 / n)
+    return value, g
+
+
+__all__ += ["l1_loss"]

@@ -18,6 +18,7 @@ import pytest
 
 import pygan
 from pygan import losses, nn, optim, penalties
+from pygan.models.pix2pix import NLayerDiscriminator, UnetGenerator
 
 from strict_xp import (STRICT, StrictArray, StrictLeak, check_device, check_module_state, instrument,
                        strict_backend, to_device, to_host)
@@ -97,6 +98,12 @@ LAYERS = {
                                       (2, 3, 4, 3), True, True),
     "InstanceNorm2d-eval-running": (lambda: nn.InstanceNorm2d(3, affine=True, track_running_stats=True),
                                     (2, 3, 4, 3), False, True),
+    "UnetGenerator-28": (lambda: UnetGenerator(1, 1, 4, ngf=2, image_size=28), (2, 1, 28, 28), True, False),
+    # no norm where a bias feeds InstanceNorm: its gradient is 0 in theory, rounding noise on both sides
+    "UnetGenerator-nearest-no-norm": (lambda: UnetGenerator(1, 1, 4, ngf=2, norm_layer=lambda c: nn.Identity(),
+                                                            image_size=28, up="nearest"), (2, 1, 28, 28), True, True),
+    "PatchGAN-no-norm": (lambda: NLayerDiscriminator(2, ndf=2, n_layers=1, norm_layer=lambda c: nn.Identity()),
+                         (2, 2, 28, 28), True, True),
     "critic-MLP": (_critic_mlp, (4, 5), True, True),
     "critic-conv": (_critic_conv, (2, 2, 6, 6), True, True),
     "MLP-norm-dropout": (_critic_norm, (6, 5), True, False),
@@ -208,6 +215,26 @@ def test_loss_uses_only_the_backend_array_module(case):
         assert out[k][0] == pytest.approx(ref[k][0], rel=1e-12), f"{case}.{k} value"
         for a, b in zip(out[k][1:], ref[k][1:]):
             _close(a, b, f"{case}.{k} gradient")
+
+
+def test_loss_on_a_logit_map_and_l1_use_only_the_backend_array_module():
+    rng = np.random.default_rng(4)
+    r, f = rng.standard_normal((2, 1, 3, 4)) * 3, rng.standard_normal((3, 1, 3, 4)) * 3
+    p, t = rng.standard_normal((2, 1, 5, 5)), rng.standard_normal((2, 1, 5, 5))
+    refs = {name: _run_loss(make, r, f, lambda a: a) for name, make in LOSSES.items()}
+    ref_l1 = losses.l1_loss(p, t)
+    with strict_backend() as rec:
+        outs = {name: _run_loss(make, r, f, to_device) for name, make in LOSSES.items()}
+        l1 = losses.l1_loss(to_device(p), to_device(t))
+        check_device([l1[1]], "l1_loss gradient")
+    rec.raise_if_any("logit map / l1_loss")
+    for name, out in outs.items():
+        for k in out:
+            assert out[k][0] == pytest.approx(refs[name][k][0], rel=1e-12), f"{name}.{k} value on a map"
+            for a, b in zip(out[k][1:], refs[name][k][1:]):
+                _close(a, b, f"{name}.{k} gradient on a map")
+    assert isinstance(l1[0], float) and l1[0] == pytest.approx(ref_l1[0], rel=1e-12)
+    _close(l1[1], ref_l1[1], "l1_loss gradient")
 
 
 def test_nonfinite_loss_error_works_on_device_arrays():

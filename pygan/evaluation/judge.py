@@ -51,7 +51,7 @@ from ..random import get_rng
 from . import metrics
 from .sampling import generate
 
-__all__ = ["Judge", "JudgeNet", "JudgeCacheWarning", "get_judge", "evaluate", "default_arch",
+__all__ = ["Judge", "JudgeNet", "JudgeCacheWarning", "get_judge", "evaluate", "judge_images", "default_arch",
            "default_training", "cache_folder", "clear_memory_cache", "FORMAT_VERSION"]
 
 #: bump when the architecture code, the training procedure or the file layout changes (old cache
@@ -578,4 +578,42 @@ def evaluate(model, real_images=None, real_labels=None, rng=None, n: int = 1000,
                                           else float("nan") for c in range(k)]
     if n_bad:
         out["nonfinite_samples"] = n_bad
+    return out
+
+
+def judge_images(images, labels=None, rng=None, *, data: str, data_folder=None, cache_dir=None, log=None) -> dict:
+    """Judge given images (an image-to-image model's outputs, say) against the real data set ``data``.
+
+    images  (n, C, H, W) host floats in [−1, 1]; labels (n,) the class each image should show (or None)
+    rng     numpy Generator for the real subsample (default: seed 0)
+
+    Returns {"fid", "real_vs_real_fid", "real_vs_real_n", "n", "judge_heldout_accuracy"} as
+    :func:`evaluate` does (the Fréchet distance of the judge's features of the n images against
+    min(n, N) real images, and the noise floor of two real halves of that size), and with labels
+    "accuracy": the fraction of images the judge classifies as their label.
+    """
+    x = np.ascontiguousarray(_to_host(images), dtype=np.float32)
+    n = len(x)
+    if x.ndim != 4 or n < 2:
+        raise ValueError(f"judge_images: expected at least 2 images (n, C, H, W), got shape {x.shape}")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    rd = _real_data(data, data_folder, cache_dir, log)
+    judge, real_feats = rd.judge, rd.features()
+    if tuple(x.shape[1:]) != judge.image_shape:
+        raise ValueError(f"judge_images: images of shape {tuple(x.shape[1:])}, the judge of {data!r} "
+                         f"expects {judge.image_shape}")
+    finite = np.isfinite(x.reshape(n, -1)).all(axis=1)
+    safe = np.where(finite[:, None, None, None], x, np.float32(0))
+    idx = rng.choice(len(real_feats), size=min(n, len(real_feats)), replace=False)
+    out = {"fid": float("inf") if not finite.all() else metrics.frechet_distance(judge.features(safe), real_feats[idx])}
+    m = min(n, len(real_feats) // 2)
+    if m not in rd.floor:
+        rd.floor[m] = _floor(real_feats, m)
+    out.update(real_vs_real_fid=rd.floor[m], real_vs_real_n=m, n=n,
+               judge_heldout_accuracy=None if judge.heldout_accuracy is None else float(judge.heldout_accuracy))
+    if labels is not None:
+        labels = np.asarray(_to_host(labels), dtype=np.int64)
+        if labels.shape != (n,):
+            raise ValueError(f"judge_images: labels must have shape ({n},), got {labels.shape}")
+        out["accuracy"] = float(np.mean((judge.predict(safe) == labels) & finite))
     return out

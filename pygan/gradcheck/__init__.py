@@ -345,6 +345,79 @@ def check_gan(G, D, loss, z, real, *, seed: int = 0, eps: float = EPS, rtol: flo
     return report
 
 
+# --- pix2pix: the conditional image-to-image game, L1 included ---------------------------------
+
+def pix2pix_gradients(G, D, loss, x, y, l1_weight=100.0, gan_weight=1.0):
+    """The analytic gradients of one pix2pix training step (docs/gradients.md#the-objective-and-its-gradients),
+    computed the way the trainer does.
+
+    D step:  L_D = ½[d_real(D([x, y])) + d_fake(D([x, G(x)]))], G held fixed;
+    G step:  L_G = gan_weight·g_loss(D([x, G(x)])) + l1_weight·E|y − G(x)|, back through D (not
+             updated) into G: only the output's channels of the pair's gradient reach G.
+    Returns (L_D, {name: ∂L_D/∂θ_D}, L_G, {name: ∂L_G/∂θ_G}).
+    """
+    from ..losses import l1_loss
+    xp_cat = np.concatenate
+    cx = x.shape[1]
+    D.zero_grad()
+    G.zero_grad()
+    fake = G(x)
+    v_real, g = loss.d_real(D(xp_cat([x, y], axis=1)))
+    D.backward(0.5 * g)
+    v_fake, g = loss.d_fake(D(xp_cat([x, fake], axis=1)))
+    D.backward(0.5 * g)
+    d_grads = {n: p.grad.copy() for n, p in D.named_parameters()}
+    D.zero_grad()
+    v_gan, g = loss.g_loss(D(xp_cat([x, fake], axis=1)))
+    g_fake = gan_weight * D.backward(g)[:, cx:]
+    v_l1, g_l1 = l1_loss(fake, y)
+    G.backward(g_fake + l1_weight * g_l1)
+    g_grads = {n: p.grad.copy() for n, p in G.named_parameters()}
+    D.zero_grad()
+    G.zero_grad()
+    return 0.5 * (v_real + v_fake), d_grads, gan_weight * v_gan + l1_weight * v_l1, g_grads
+
+
+def check_pix2pix(G, D, loss, x, y, *, l1_weight=100.0, gan_weight=1.0, seed: int = 0, eps: float = EPS,
+                  rtol: float = RTOL, max_elements: int | None = 48) -> Report:
+    """:func:`check_gan` for pix2pix: ∂L_D/∂θ_D and ∂L_G/∂θ_G of the whole game (G a generator of
+    images from images, D a discriminator of channel-concatenated (x, y) pairs, any logit shape;
+    L_G with its λ·L1 term) against central differences in float64. Targets within 1e-3 of G(x)
+    are moved off the L1 kink first."""
+    from ..losses import l1_loss
+    rng = np.random.default_rng(seed)
+    G, D = copy.deepcopy(G).double(), copy.deepcopy(D).double()
+    x = np.array(x, dtype=np.float64)
+    y = np.array(y, dtype=np.float64)
+    states = _generator_states(G) + _generator_states(D)
+    _restore(states)
+    g0 = G(x)
+    near = np.abs(y - g0) < 1e-3
+    y[near] = g0[near] + 1e-2
+    _restore(states)
+    _, d_grads, _, g_grads = pix2pix_gradients(G, D, loss, x, y, l1_weight, gan_weight)
+
+    def loss_d():
+        _restore(states)
+        fake = G(x)
+        return 0.5 * (loss.d_real(D(np.concatenate([x, y], 1)))[0] + loss.d_fake(D(np.concatenate([x, fake], 1)))[0])
+
+    def loss_g():
+        _restore(states)
+        fake = G(x)
+        return gan_weight * loss.g_loss(D(np.concatenate([x, fake], 1)))[0] + l1_weight * l1_loss(fake, y)[0]
+
+    report = Report(f"check_pix2pix: loss {getattr(loss, 'name', type(loss).__name__)}, λ = {l1_weight:g}, "
+                    f"x {tuple(x.shape)}, y {tuple(y.shape)}")
+    for name, p in D.named_parameters():
+        for e in check_array(f"D.{name}", loss_d, p.data, d_grads[name], rng, max_elements, eps, rtol):
+            report.add(e)
+    for name, p in G.named_parameters():
+        for e in check_array(f"G.{name}", loss_g, p.data, g_grads[name], rng, max_elements, eps, rtol):
+            report.add(e)
+    return report
+
+
 # --- penalties -------------------------------------------------------------------------------
 
 def check_penalty(penalty, D, *args, seed: int = 0, eps: float = EPS, rtol: float = RTOL,

@@ -1,4 +1,5 @@
-"""The suite behind ``pygan gradcheck``: every layer, every loss, and a whole G∘D game per loss.
+"""The suite behind ``pygan gradcheck``: every layer, every loss, a whole G∘D game per loss, and
+the pix2pix game (U-Net G, PatchGAN D, the L1 term).
 
 Each case builds a small float64 instance, runs the matching ``pygan.gradcheck`` check and
 yields its :class:`~pygan.gradcheck.Report`. Shapes are small and odd on purpose (batch 1 and
@@ -135,6 +136,14 @@ def run(sections=("layers", "losses", "gan", "penalties", "vae"), seed: int = 0)
             rep.title = f"ELBO of {title} (ε fixed)"
             yield rep
     if "gan" in sections:
+        from ..models.pix2pix import NLayerDiscriminator, UnetGenerator
+        for name in ("nonsaturating", "least_squares"):
+            G = UnetGenerator(1, 1, 3, ngf=2, image_size=12)
+            D = NLayerDiscriminator(2, ndf=2, n_layers=1)
+            x, y = rng.standard_normal((2, 1, 12, 12)), np.tanh(rng.standard_normal((2, 1, 12, 12)))
+            rep = gradcheck.check_pix2pix(G, D, losses.get(name), x, y, l1_weight=100.0, seed=seed)
+            rep.title = f"pix2pix game (U-Net, PatchGAN, + 100·L1), loss {name}"
+            yield rep
         for name in losses.names():
             for arch, pair in (("MLP", _gan_pair), ("conv", _conv_gan_pair)):
                 G, D, z, real = pair(rng)

@@ -22,6 +22,9 @@ Options (``build("dcgan-8", latent_dim=64)``; an unknown option is an error nami
 * cgan-*: ``num_classes`` (10), ``embed_dim`` (10: G's label embedding), ``conditioning``
   ("projection", or "concat": D sees the label as an extra learned image channel).
 
+pix2pix (image-to-image: a U-Net G, a PatchGAN D on (input, output) pairs) is a family of its own:
+``build_pix2pix("pix2pix-28", **options)`` in :mod:`.pix2pix`.
+
 ``GANModel.config()`` returns ``{"name": …, every option}``; ``build(**config)`` rebuilds it.
 """
 from __future__ import annotations
@@ -38,6 +41,7 @@ from .conditional import (ConcatDiscriminator, ConditionalGenerator, LabelConcat
 from .dcgan import dcgan_discriminator, dcgan_features, dcgan_generator, feature_dim
 from .mlp import mlp_discriminator, mlp_generator
 from .vae import CVAE, VAE, VAE_MODELS, AutoEncoder, build_vae, check_elbo
+from .pix2pix import PIX2PIX_MODELS, Pix2PixModel, build_pix2pix
 
 _COMMON = dict(spectral_norm=False, batchnorm_in_d=True)
 _DEFAULTS = {
@@ -216,6 +220,6 @@ def build(name: str, **overrides) -> GANModel:
     return GANModel(G, D, cfg["latent_dim"], data_shape, num_classes, {"name": name, **cfg})
 
 
-__all__ = ["build", "MODELS", "GANModel", "VAE", "AutoEncoder", "CVAE", "VAE_MODELS", "build_vae", "check_elbo", "ConditionalGenerator", "ConcatDiscriminator", "LabelConcat",
+__all__ = ["build", "MODELS", "GANModel", "PIX2PIX_MODELS", "Pix2PixModel", "build_pix2pix", "VAE", "AutoEncoder", "CVAE", "VAE_MODELS", "build_vae", "check_elbo", "ConditionalGenerator", "ConcatDiscriminator", "LabelConcat",
            "ProjectionDiscriminator", "WithLabels", "mlp_generator", "mlp_discriminator", "dcgan_generator",
            "dcgan_discriminator", "dcgan_features"]

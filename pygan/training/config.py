@@ -1,7 +1,7 @@
 """Experiment configuration: one dataclass for every model family, TOML files, dotted overrides.
 
 A :class:`Config` holds everything ``pygan train`` needs to run an experiment. Its ``kind`` names
-the model family — "gan" or "vae" — and so the task that trains it (:mod:`pygan.training.tasks`);
+the model family — "gan", "vae" or "pix2pix" — and so the task that trains it (:mod:`pygan.training.tasks`);
 the fields shared by every family (model, data, batch, steps, seed, intervals, run folder) come
 first, then each family's own (a GAN's loss, penalty and two optimizers; a VAE's one optimizer
 and KL weight). A field of another family is an error, never silently ignored.
@@ -27,7 +27,7 @@ the model::
 
 TOML has no null: ``clip = 0`` means no weight clipping.
 
-Adding a model family: add its fields below with ``_only("kind")``, its defaults to
+Adding a model family (as pix2pix was): add its fields below with ``_only("kind")``, its defaults to
 ``KIND_DEFAULTS``, its checks to :func:`validate`, and its task to :mod:`pygan.training.tasks`.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ __all__ = ["Config", "OptimConfig", "ConfigError", "KINDS", "KIND_DEFAULTS", "lo
            "to_toml", "to_dict", "from_dict", "validate", "fields_of", "kind_of_model", "PENALTIES",
            "OPTIMIZERS", "LR_DECAYS"]
 
-KINDS = ("gan", "vae")
+KINDS = ("gan", "vae", "pix2pix")
 PENALTIES = ("none", "gp", "r1", "lipschitz", "lipschitz-one-sided")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
@@ -109,7 +109,7 @@ class Config:
     """Everything one training run needs. Field by field:
 
     Every family:
-    kind              "gan" | "vae": the model family, and so the task that trains it
+    kind              "gan" | "vae" | "pix2pix": the model family, and so the task that trains it
     name              the run's name (a preset's name; the default run folder is runs/<name>)
     model             a GAN from ``pygan.models.MODELS`` ("mlp", "dcgan-8", "cgan-8", "dcgan-28",
                       …) or a VAE from ``pygan.models.VAE_MODELS`` ("vae-8", "cvae-28", "ae-8", …)
@@ -153,6 +153,14 @@ class Config:
     optim             the one optimizer (default Adam(1e-3, betas (0.9, 0.999)))
     beta              the KL weight β (β-VAE; ignored by the autoencoder)
     beta_warmup       > 0: β rises linearly from 0 over that many steps
+
+    An image-to-image GAN ("pix2pix": a U-Net G, a PatchGAN D on (input, output) pairs):
+    loss              the cGAN term's objective (nonsaturating = BCE, as the authors', or
+                      least_squares, …); loss_args as a GAN's
+    optim_g, optim_d  the two optimizers (Adam(2e-4, (0.5, 0.999)), the authors')
+    pair_task         "edges" (the digit's outline → the digit) | "lower-half" (→ the whole digit)
+    l1_weight         λ of L_G = gan_weight·cGAN + λ·E|y − G(x)| (100, the paper's); 0 = cGAN alone
+    gan_weight        the cGAN term's weight (1); 0 = L1 alone (D is then not trained)
     """
 
     kind: str = "gan"
@@ -162,17 +170,20 @@ class Config:
     data: str = "ring-8"
     data_folder: str = ""
     data_scale: float = _only("gan", default=1.0)
-    loss: str = _only("gan", default="nonsaturating")
-    loss_args: dict = _only("gan", factory=dict)
+    loss: str = _only("gan", "pix2pix", default="nonsaturating")
+    loss_args: dict = _only("gan", "pix2pix", factory=dict)
     penalty: str = _only("gan", default="none")
     penalty_weight: float = _only("gan", default=10.0)
     clip: float = _only("gan", default=0.0)
     n_critic: int = _only("gan", default=1)
-    optim_g: OptimConfig = _only("gan", factory=OptimConfig)
-    optim_d: OptimConfig = _only("gan", factory=OptimConfig)
+    optim_g: OptimConfig = _only("gan", "pix2pix", factory=OptimConfig)
+    optim_d: OptimConfig = _only("gan", "pix2pix", factory=OptimConfig)
     optim: OptimConfig = _only("vae", factory=lambda: OptimConfig("adam", lr=1e-3, betas=(0.9, 0.999)))
     beta: float = _only("vae", default=1.0)
     beta_warmup: int = _only("vae", default=0)
+    pair_task: str = _only("pix2pix", default="edges")
+    l1_weight: float = _only("pix2pix", default=100.0)
+    gan_weight: float = _only("pix2pix", default=1.0)
     batch_size: int = 256
     steps: int = 20000
     lr_decay: str = _only("gan", default="none")
@@ -208,7 +219,12 @@ class Config:
         """One line: model, data, objective, optimizers, batch, steps, seed."""
         margs = ", ".join(f"{k}={v}" for k, v in self.model_args.items())
         head = f"{self.model}({margs}) on {self.data}" if margs else f"{self.model} on {self.data}"
-        if self.kind == "vae":
+        if self.kind == "pix2pix":
+            terms = ([f"{self.gan_weight:g}·cGAN({self.loss})"] if self.gan_weight else []) + \
+                ([f"{self.l1_weight:g}·L1"] if self.l1_weight else [])
+            parts = [f"{head}, task {self.pair_task}", " + ".join(terms),
+                     f"G {self.optim_g.describe()}, D {self.optim_d.describe()}"]
+        elif self.kind == "vae":
             parts = [head, self.optim.describe()]
             if not self.deterministic:
                 parts.append(f"β {self.beta:g}" + (f" (warm-up {self.beta_warmup} steps)" if self.beta_warmup else ""))
@@ -236,6 +252,8 @@ KIND_DEFAULTS = {
     "gan": {},
     "vae": dict(name="vae-digits", model="vae-8", data="digits", batch_size=64, steps=15000, eval_every=5000,
                 eval_samples=1000, sample_every=5000, checkpoint_every=2500, log_every=500),
+    "pix2pix": dict(name="pix2pix-edges", model="pix2pix-28", data="mnist", batch_size=32, steps=1500, eval_every=0,
+                    eval_samples=500, sample_every=500, checkpoint_every=500, log_every=100),
 }
 
 
@@ -259,6 +277,8 @@ def kind_of_model(model: str) -> str | None:
         return "gan"
     if model in models.VAE_MODELS:
         return "vae"
+    if model in models.PIX2PIX_MODELS:
+        return "pix2pix"
     return None
 
 
@@ -370,15 +390,16 @@ def validate(cfg: Config) -> Config:
     """Raise :class:`ConfigError` naming the first field that cannot run; return ``cfg``."""
     from .. import losses, models
     from ..data import IMAGE_DATA, TOY_DATA
+    PAIRED_DATA = ("mnist", "fashion")
     if cfg.kind not in KINDS:
         raise ConfigError(f"kind: unknown model family {cfg.kind!r}; choose one of {', '.join(KINDS)}")
-    family = {"gan": models.MODELS, "vae": models.VAE_MODELS}[cfg.kind]
+    family = {"gan": models.MODELS, "vae": models.VAE_MODELS, "pix2pix": models.PIX2PIX_MODELS}[cfg.kind]
     if cfg.model not in family:
         other = kind_of_model(cfg.model)
         raise ConfigError(f"model: {cfg.model!r} is " + (f"a {other.upper()}, not a {cfg.kind.upper()}"
                                                           if other else "unknown")
                           + f"; {cfg.kind.upper()} models: {', '.join(family)}")
-    data = IMAGE_DATA if cfg.kind == "vae" else TOY_DATA + IMAGE_DATA
+    data = {"vae": IMAGE_DATA, "pix2pix": PAIRED_DATA}.get(cfg.kind, TOY_DATA + IMAGE_DATA)
     if cfg.data not in data:
         raise ConfigError(f"data: unknown data {cfg.data!r} for a {cfg.kind.upper()}; choose one of {', '.join(data)}")
     if cfg.data == "fashion" and not cfg.data_folder:
@@ -391,7 +412,7 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"{k} must be ≥ 0, got {getattr(cfg, k)}")
     if cfg.log_every < 1:
         raise ConfigError(f"log_every must be ≥ 1, got {cfg.log_every}")
-    lowest = 2 if cfg.kind == "vae" else 1        # the judge needs two samples
+    lowest = 1 if cfg.kind == "gan" else 2        # the judge needs two samples
     if cfg.eval_samples < lowest:
         raise ConfigError(f"eval_samples must be ≥ {lowest}, got {cfg.eval_samples}")
     if not 0 <= cfg.seed < 2**63:
@@ -412,6 +433,8 @@ def validate(cfg: Config) -> Config:
         return cfg
     if cfg.loss not in losses.names():
         raise ConfigError(f"loss: unknown loss {cfg.loss!r}; choose one of {', '.join(losses.names())}")
+    if cfg.kind == "pix2pix":
+        return _validate_pix2pix(cfg)
     try:
         losses.get(cfg.loss, **cfg.loss_args)
     except (TypeError, ValueError) as e:
@@ -432,6 +455,28 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"ema_decay must be in [0, 1) (0 = no EMA), got {cfg.ema_decay}")
     if not (cfg.data_scale > 0 and math.isfinite(cfg.data_scale)):
         raise ConfigError(f"data_scale must be > 0, got {cfg.data_scale}")
+    return cfg
+
+
+def _validate_pix2pix(cfg: Config) -> Config:
+    from .. import losses
+    from ..data import PAIR_TASKS
+    try:
+        losses.get(cfg.loss, **cfg.loss_args)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"loss_args: {e}") from None
+    if cfg.pair_task not in PAIR_TASKS:
+        raise ConfigError(f"pair_task: unknown paired task {cfg.pair_task!r}; choose one of {', '.join(PAIR_TASKS)}")
+    for k in ("l1_weight", "gan_weight"):
+        v = getattr(cfg, k)
+        if not (v >= 0 and math.isfinite(v)):
+            raise ConfigError(f"{k} must be a finite number ≥ 0, got {v}")
+    if cfg.l1_weight == 0 and cfg.gan_weight == 0:
+        raise ConfigError("l1_weight and gan_weight are both 0: nothing to train (L1 alone: gan_weight = 0; "
+                          "cGAN alone: l1_weight = 0)")
+    if cfg.eval_samples > 10000:
+        raise ConfigError(f"eval_samples: a pix2pix run is evaluated on held-out pairs, at most 10000, "
+                          f"got {cfg.eval_samples}")
     return cfg
 
 

@@ -5,8 +5,8 @@ names, ``DEFAULT_PRESET`` is what ``pygan train`` runs without arguments. Each e
 config fields with its ``kind``. The settings behind the quality tables (their measured figures
 are in benchmarks/results/ and the README) are defined here once.
 
-Adding a preset: add an entry to :func:`_gan_presets` or :func:`_vae_presets` (or a new family's
-function), with a name that says model, objective and data (``wgan-gp-ring-8``).
+Adding a preset: add an entry to :func:`_gan_presets`, :func:`_vae_presets` or
+:func:`_pix2pix_presets` (or a new family's function), with a name that says model, objective and data (``wgan-gp-ring-8``).
 """
 from __future__ import annotations
 
@@ -168,9 +168,22 @@ def _vae_presets():
     }
 
 
+def _pix2pix_presets():
+    """pix2pix on the real digits, each task with the paper's ablation (Isola et al. 2017, Table 1):
+    L1 + cGAN (λ = 100, BCE), L1 alone, cGAN alone; sized to train in a few minutes on one core."""
+    p = {}
+    base = dict(model="pix2pix-28", data="mnist", data_folder="data/mnist", batch_size=32, steps=1500,
+                sample_every=500, checkpoint_every=500, log_every=100, eval_every=0, eval_samples=500)
+    for task in ("edges", "lower-half"):
+        p[f"pix2pix-{task}"] = dict(name=f"pix2pix-{task}", pair_task=task, **base)
+        p[f"pix2pix-{task}-l1"] = dict(name=f"pix2pix-{task}-l1", pair_task=task, gan_weight=0.0, **base)
+        p[f"pix2pix-{task}-cgan"] = dict(name=f"pix2pix-{task}-cgan", pair_task=task, l1_weight=0.0, **base)
+    return p
+
+
 def _registry():
     out = {}
-    for kind, entries in (("gan", _gan_presets()), ("vae", _vae_presets())):
+    for kind, entries in (("gan", _gan_presets()), ("vae", _vae_presets()), ("pix2pix", _pix2pix_presets())):
         for name, d in entries.items():
             out[name] = {"kind": kind, **d}
     return out
