@@ -411,6 +411,7 @@ MODELS = {
     "dcgan-8-sn-nobn": {"spectral_norm": True, "batchnorm_in_d": False},
     "cgan-8-projection": {},
     "cgan-8-concat": {"conditioning": "concat"},
+    "biggan-28": {"width": 4},
 }
 
 

@@ -140,3 +140,60 @@ class ConditionalBatchNorm2d(Module):
         gc = self.gain.backward(g_gamma)
         gc += self.bias.backward(g_beta)
         self.grad_condition = gc
+
+
+class Conditioned(Module):
+    """Gives a one-input module whose layers read a bound conditioning vector (every
+    :class:`ConditionalBatchNorm2d` inside it) the two-input interface of one such layer:
+    ``forward(x, c)`` binds c to each of them and runs ``module(x)``; ``backward(gy)`` returns
+    ∂L/∂x and leaves ∂L/∂c — the sum of the layers' contributions, since c feeds each of them —
+    in ``grad_condition``. BigGAN's generator block is ``Conditioned(Residual(…))`` with two
+    conditional BatchNorms reading one c. A module without conditional layers takes c = None
+    (``grad_condition`` None) or a c it leaves unused (``grad_condition`` zero). State-dict keys: ``module.*``.
+    """
+
+    def __init__(self, module: Module):
+        super().__init__()
+        if not isinstance(module, Module):
+            raise TypeError(f"Conditioned: module must be a Module, got {type(module).__name__}")
+        self.module = module
+        self._readers = [m for m in module.modules() if isinstance(m, ConditionalBatchNorm2d)]
+        self.grad_condition = None
+        self._c = None
+
+    def describe(self):
+        return f"Conditioned({self.module.describe()})"
+
+    def forward(self, x, c=None):
+        if c is None and self._readers:
+            raise ValueError(f"{self.describe()}: pass the conditioning vector as forward(x, c)")
+        for m in self._readers:
+            m.set_condition(c)
+        self._c = c
+        return self.module(x)
+
+    def _collect(self):
+        c = self._c
+        if c is None:                      # no conditional layers, no c: nothing to return
+            self.grad_condition = None
+            return
+        gc = get_backend().xp.zeros_like(c)
+        for m in self._readers:
+            if m.grad_condition is not None:
+                gc += m.grad_condition
+                m.grad_condition = None
+        self.grad_condition = gc
+
+    def backward(self, gy):
+        gx = self.module.backward(gy)
+        self._collect()
+        return gx
+
+    def backward_input(self, gy):
+        gx = self.module.backward_input(gy)
+        self._collect()
+        return gx
+
+    def backward_params(self, gy):
+        self.module.backward_params(gy)
+        self._collect()
