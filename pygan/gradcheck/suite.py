@@ -37,7 +37,7 @@ def _layer_cases(rng) -> Iterator[tuple[str, Callable[[], nn.Module], np.ndarray
     yield "Flatten", nn.Flatten, r((2, 3, 2, 2))
     yield "Unflatten(1, (3, 2))", lambda: nn.Unflatten(1, (3, 2)), r((2, 6))
     yield "ConditionalBatchNorm2d(3, cond 4), train", lambda: ConditionAsParameter(_cbn(3, 4), r((2, 4))), r((2, 3, 3, 2))
-    yield ("ConditionalBatchNorm2d(3, cond 4), eval", lambda: ConditionAsParameter(_cbn(3, 4, train=False), r((2, 4))),
+    yield ("ConditionalBatchNorm2d(3, cond 4), eval", lambda: ConditionAsParameter(_cbn(3, 4), r((2, 4))).eval(),
            r((2, 3, 3, 2)))
 
 
@@ -67,9 +67,8 @@ def _cbn(c, d, train=True):
     """A ConditionalBatchNorm2d with non-zero projections (and running statistics for eval)."""
     rng = np.random.default_rng(7)
     m = nn.ConditionalBatchNorm2d(c, d, init_std=0.5)
-    if not train:
-        m.bn.running_mean[...] = rng.uniform(-0.5, 0.5, c)
-        m.bn.running_var[...] = rng.uniform(0.5, 2.0, c)
+    m.bn.running_mean[...] = rng.uniform(-0.5, 0.5, c)
+    m.bn.running_var[...] = rng.uniform(0.5, 2.0, c)
     return m.train(train)
 
 
