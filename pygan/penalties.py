@@ -142,3 +142,49 @@ def clip_weights(module, c: float = 0.01):
     xp = get_backend().xp
     for p in module.parameters():
         xp.clip(p.data, -c, c, out=p.data)
+
+
+def orthogonal_weights(module):
+    """The (name, Parameter) pairs orthogonal regularisation acts on: every parameter of ``module``
+    with two or more axes (Linear (out, in), convolutions (out, in, kh, kw)), except the weights
+    of Embedding layers — lookup tables, not linear maps (BigGAN leaves its shared class
+    embedding out the same way)."""
+    from .nn.embedding import Embedding
+    out = []
+    for prefix, mod in module.named_modules():
+        if isinstance(mod, Embedding):
+            continue
+        for name, p in mod._parameters.items():
+            if p is not None and p.data.ndim >= 2:
+                out.append((f"{prefix}.{name}" if prefix else name, p))
+    return out
+
+
+def orthogonal_regularization(module, beta: float = 1e-4) -> float:
+    """BigGAN's orthogonal regularisation (Brock et al. 2019, Section 3.1), summed over
+    :func:`orthogonal_weights`: with each weight viewed as W (out, in·k·k) — one filter per row —
+
+        R = β Σ_W ‖W Wᵀ ⊙ (1 − I)‖²_F,   ∂R/∂W = 4β (W Wᵀ ⊙ (1 − I)) W,
+
+    which pushes the filters towards mutual orthogonality and leaves their norms free. (The
+    paper writes WᵀW for a matrix whose columns are the filters.) Returns R and **adds** ∂R/∂W
+    into the grads, like a layer's backward. BigGAN's released code adds 2β(·)W, the gradient of
+    β/2·‖·‖²: its strength 1e-4 is β = 5e-5 here. Derivation:
+    docs/gradients.md#orthogonal-regularisation."""
+    if not (beta >= 0):
+        raise ValueError(f"orthogonal_regularization: beta must be ≥ 0, got {beta!r}")
+    from .backend import to_host
+    be = get_backend()
+    total = 0.0
+    if beta == 0:
+        return total
+    for _, p in orthogonal_weights(module):
+        W = p.data.reshape(p.data.shape[0], -1)
+        A = be.matmul(W, be.xp.ascontiguousarray(W.T))
+        idx = be.xp.arange(A.shape[0])
+        A[idx, idx] = 0                                   # W Wᵀ ⊙ (1 − I)
+        total += beta * float(to_host(be.xp.einsum("ij,ij->", A, A)))
+        g = be.matmul(A, W)
+        g *= W.dtype.type(4 * beta)
+        p.grad += g.reshape(p.data.shape)
+    return total

@@ -51,6 +51,12 @@ def _critic_norm():
                          nn.BatchNorm1d(4), nn.Unflatten(1, (2, 2)), nn.Flatten(), nn.Linear(4, 1))
 
 
+def _cbn():
+    from pygan.gradcheck.suite import ConditionAsParameter
+    c = np.random.default_rng(0).standard_normal((2, 4))
+    return ConditionAsParameter(nn.ConditionalBatchNorm2d(3, 4, init_std=0.5), c)
+
+
 def _sn(layer):
     return nn.spectral_norm(layer)
 
@@ -93,6 +99,8 @@ LAYERS = {
     "Upsample-size": (lambda: nn.Upsample(size=(5, 7)), (2, 3, 3, 4), True, True),
     "Dropout2d-train": (lambda: nn.Dropout2d(0.4), (3, 4, 2, 3), True, True),
     "Dropout2d-eval": (lambda: nn.Dropout2d(0.4), (3, 4, 2, 3), False, True),
+    "ConditionalBatchNorm2d-train": (lambda: _cbn(), (2, 3, 4, 3), True, False),
+    "ConditionalBatchNorm2d-eval": (lambda: _cbn(), (2, 3, 4, 3), False, False),
     "InstanceNorm2d": (lambda: nn.InstanceNorm2d(3), (2, 3, 4, 3), True, True),
     "InstanceNorm2d-affine-running": (lambda: nn.InstanceNorm2d(3, affine=True, track_running_stats=True),
                                       (2, 3, 4, 3), True, True),
@@ -430,6 +438,7 @@ MODELS = {
     "dcgan-8-sn-nobn": {"spectral_norm": True, "batchnorm_in_d": False},
     "cgan-8-projection": {},
     "cgan-8-concat": {"conditioning": "concat"},
+    "biggan-28": {"width": 4},
 }
 
 

@@ -27,7 +27,7 @@ def test_every_pointer_into_gradients_md_lands_on_a_heading():
 
 
 def test_every_layer_file_points_to_its_derivation():
-    for name in ("linear", "conv", "normalization", "activation", "dropout", "embedding", "shape", "spectral_norm", "skip", "upsample"):
+    for name in ("linear", "conv", "normalization", "activation", "dropout", "embedding", "shape", "spectral_norm", "skip", "upsample", "conditional_batchnorm", "pooling"):
         text = (ROOT / "pygan" / "nn" / f"{name}.py").read_text()
         assert "docs/gradients.md#" in text, f"pygan/nn/{name}.py has no pointer to its derivation"
 

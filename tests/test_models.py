@@ -9,7 +9,8 @@ from conftest import assert_close, torch_or_skip
 # small, fast variants of every model (the defaults are built once each, in the build test)
 SMALL = {"mlp": dict(width=8, depth=2), "dcgan-28": dict(width=2, latent_dim=5),
          "dcgan-8": dict(width=3, latent_dim=4), "cgan-8": dict(width=3, latent_dim=4, embed_dim=2),
-         "cgan-28": dict(width=2, latent_dim=5, embed_dim=3)}
+         "cgan-28": dict(width=2, latent_dim=5, embed_dim=3),
+         "biggan-28": dict(width=2, latent_dim=6, shared_dim=3)}
 
 
 def _batch(m, n, rng):
@@ -37,7 +38,7 @@ def test_every_model_builds_and_round_trips_g_to_d(name, rng):
         for pname, p in net.named_parameters():
             assert np.isfinite(p.grad).all()
             assert p.grad.any() or pname.endswith("bias"), f"{pname} got no gradient"
-    assert m.num_classes == (10 if name.startswith("cgan") else 0)
+    assert m.num_classes == (10 if name.startswith(("cgan", "biggan")) else 0)
 
 
 def test_images_are_in_tanh_range_and_samples_match_data_shapes(rng):
@@ -56,7 +57,7 @@ def test_d_backward_params_and_input_split_d_backward_exactly(name, extra, rng):
     G step's d_backward_input gives its ∂L/∂x and leaves D's grads as they were."""
     m = models.build(name, **SMALL[name], **extra)
     m.G.to(np.float64); m.D.to(np.float64)
-    if extra.get("spectral_norm"):
+    if m.config()["spectral_norm"]:
         m.D.eval()          # no power iteration: the three forwards below see the same W/σ
     z, y = _batch(m, 3, rng)
     x = m.g_forward(z.astype(np.float64), y)

@@ -37,6 +37,40 @@ def _layer_cases(rng) -> Iterator[tuple[str, Callable[[], nn.Module], np.ndarray
     yield "Dropout(0.3), train", lambda: nn.Dropout(0.3), r((4, 5))
     yield "Flatten", nn.Flatten, r((2, 3, 2, 2))
     yield "Unflatten(1, (3, 2))", lambda: nn.Unflatten(1, (3, 2)), r((2, 6))
+    yield "ConditionalBatchNorm2d(3, cond 4), train", lambda: ConditionAsParameter(_cbn(3, 4), r((2, 4))), r((2, 3, 3, 2))
+    yield ("ConditionalBatchNorm2d(3, cond 4), eval", lambda: ConditionAsParameter(_cbn(3, 4), r((2, 4))).eval(),
+           r((2, 3, 3, 2)))
+
+
+class ConditionAsParameter(nn.Module):
+    """A conditional layer (``forward(x, c)``, ∂L/∂c left in ``grad_condition``) as a one-input
+    module whose conditioning vector c is the Parameter ``condition``: a finite-difference
+    check then covers ∂L/∂c like any other parameter gradient."""
+
+    def __init__(self, layer: nn.Module, c):
+        super().__init__()
+        self.layer = layer
+        self.condition = nn.Parameter(np.asarray(c, dtype=layer.dtype))
+
+    def describe(self):
+        return f"{self.layer.describe()} with c as a parameter"
+
+    def forward(self, x):
+        return self.layer(x, self.condition.data)
+
+    def backward(self, gy):
+        gx = self.layer.backward(gy)
+        self.condition.grad += self.layer.grad_condition
+        return gx
+
+
+def _cbn(c, d, train=True):
+    """A ConditionalBatchNorm2d with non-zero projections (and running statistics for eval)."""
+    rng = np.random.default_rng(7)
+    m = nn.ConditionalBatchNorm2d(c, d, init_std=0.5)
+    m.bn.running_mean[...] = rng.uniform(-0.5, 0.5, c)
+    m.bn.running_var[...] = rng.uniform(0.5, 2.0, c)
+    return m.train(train)
 
 
 def _eval_bn(c):

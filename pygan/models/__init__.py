@@ -8,6 +8,8 @@ dcgan-28    W2 exactly (MNIST-sized, (1, 28, 28) in [−1, 1]), DCGAN initialisa
 dcgan-8     the same family at 8×8 for the scikit-learn digits: z(32), width 32
 cgan-8      conditional dcgan-8: G gets [z, E_G[y]]; D is a projection discriminator
 cgan-28     conditional dcgan-28, likewise
+biggan-28   BigGAN at 28×28 (pygan/models/biggan.py): residual G with class-conditional BatchNorm,
+            shared embedding, hierarchical z; residual projection D with spectral norm
 =========== ============================================================================
 
 Options (``build("dcgan-8", latent_dim=64)``; an unknown option is an error naming the valid ones):
@@ -21,6 +23,10 @@ Options (``build("dcgan-8", latent_dim=64)``; an unknown option is an error nami
   32 at 8×8);
 * cgan-*: ``num_classes`` (10), ``embed_dim`` (10: G's label embedding), ``conditioning``
   ("projection", or "concat": D sees the label as an extra learned image channel).
+* biggan-28: ``latent_dim`` (48), ``width`` (16: G's last and D's first channels), ``num_classes``,
+  ``g_conditioning`` ("shared": CBN on [shared(y), z chunk]; "cbn": CBN on per-class gains only;
+  "input": [z, E[y]] into G's first layer, plain BatchNorm), ``shared_dim`` (16),
+  ``hierarchical`` (True: z split over the linear layer and the blocks), ``spectral_norm`` (True).
 
 pix2pix (image-to-image: a U-Net G, a PatchGAN D on (input, output) pairs) is a family of its own:
 ``build_pix2pix("pix2pix-28", **options)`` in :mod:`.pix2pix`.
@@ -38,6 +44,7 @@ from ..backend import get_backend
 from ..random import get_rng
 from .conditional import (ConcatDiscriminator, ConditionalGenerator, LabelConcat, ProjectionDiscriminator,
                           WithLabels)
+from .biggan import BigGANGenerator, biggan_discriminator, orthogonal_init
 from .dcgan import dcgan_discriminator, dcgan_features, dcgan_generator, feature_dim
 from .mlp import mlp_discriminator, mlp_generator
 from .vae import CVAE, VAE, VAE_MODELS, AutoEncoder, build_vae, check_elbo
@@ -50,6 +57,8 @@ _DEFAULTS = {
     "dcgan-8": dict(latent_dim=32, width=32, **_COMMON),
     "cgan-28": dict(latent_dim=100, width=64, num_classes=10, embed_dim=10, conditioning="projection", **_COMMON),
     "cgan-8": dict(latent_dim=32, width=32, num_classes=10, embed_dim=10, conditioning="projection", **_COMMON),
+    "biggan-28": dict(latent_dim=48, width=16, num_classes=10, g_conditioning="shared", shared_dim=16,
+                      hierarchical=True, spectral_norm=True),
 }
 MODELS = tuple(_DEFAULTS)
 _SIZES = {"dcgan-28": 28, "dcgan-8": 8, "cgan-28": 28, "cgan-8": 8}
@@ -164,19 +173,22 @@ def _apply_spectral_norm(D: nn.Module):
 
 
 def _check_options(name: str, cfg: dict):
-    for key in ("latent_dim", "width", "depth", "data_dim", "num_classes", "embed_dim"):
+    for key in ("latent_dim", "width", "depth", "data_dim", "num_classes", "embed_dim", "shared_dim"):
         if key in cfg:
             v = cfg[key]
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ValueError(f"build({name!r}): {key} must be a positive integer, got {v!r}")
             cfg[key] = int(v)
-    for key in ("spectral_norm", "batchnorm_in_d"):
+    for key in [k for k in ("spectral_norm", "batchnorm_in_d", "hierarchical") if k in cfg]:
         if not isinstance(cfg[key], (bool, np.bool_)):
             raise ValueError(f"build({name!r}): {key} must be True or False, got {cfg[key]!r}")
         cfg[key] = bool(cfg[key])
     if "conditioning" in cfg and cfg["conditioning"] not in ("projection", "concat"):
         raise ValueError(f"build({name!r}): conditioning must be 'projection' or 'concat', "
                          f"got {cfg['conditioning']!r}")
+    if "g_conditioning" in cfg and cfg["g_conditioning"] not in ("input", "cbn", "shared"):
+        raise ValueError(f"build({name!r}): g_conditioning must be 'input', 'cbn' or 'shared', "
+                         f"got {cfg['g_conditioning']!r}")
 
 
 def build(name: str, **overrides) -> GANModel:
@@ -190,7 +202,14 @@ def build(name: str, **overrides) -> GANModel:
                          f"{', '.join(map(repr, unknown))}; options: {', '.join(_DEFAULTS[name])}")
     cfg = {**_DEFAULTS[name], **overrides}
     _check_options(name, cfg)
-    if name == "mlp":
+    if name == "biggan-28":
+        G = BigGANGenerator(cfg["latent_dim"], cfg["num_classes"], cfg["width"], cfg["g_conditioning"],
+                            cfg["shared_dim"], cfg["hierarchical"])
+        D = biggan_discriminator(cfg["num_classes"], cfg["width"])
+        orthogonal_init(G)
+        orthogonal_init(D)
+        data_shape, num_classes = (1, 28, 28), cfg["num_classes"]
+    elif name == "mlp":
         G = mlp_generator(cfg["latent_dim"], cfg["data_dim"], cfg["width"], cfg["depth"])
         D = mlp_discriminator(cfg["data_dim"], cfg["width"], cfg["depth"])
         data_shape, num_classes = (cfg["data_dim"],), 0
@@ -221,5 +240,5 @@ def build(name: str, **overrides) -> GANModel:
 
 
 __all__ = ["build", "MODELS", "GANModel", "PIX2PIX_MODELS", "Pix2PixModel", "build_pix2pix", "VAE", "AutoEncoder", "CVAE", "VAE_MODELS", "build_vae", "check_elbo", "ConditionalGenerator", "ConcatDiscriminator", "LabelConcat",
-           "ProjectionDiscriminator", "WithLabels", "mlp_generator", "mlp_discriminator", "dcgan_generator",
+           "ProjectionDiscriminator", "WithLabels", "BigGANGenerator", "biggan_discriminator", "mlp_generator", "mlp_discriminator", "dcgan_generator",
            "dcgan_discriminator", "dcgan_features"]

@@ -70,3 +70,23 @@ def dcgan_init(module, rng=None):
             if getattr(m, "bias", None) is not None:
                 zeros_(m.bias)
     return module
+
+
+def orthogonal_(p, gain: float = 1.0, rng=None):
+    """PyTorch's ``nn.init.orthogonal_``: the weight viewed as (rows, cols) = (shape[0], rest)
+    gets orthonormal rows (rows ≤ cols) or columns, from the QR decomposition of a N(0, 1) draw
+    with the signs of R's diagonal folded in (so the result is Haar-distributed), times ``gain``."""
+    shape = p.shape
+    if len(shape) < 2:
+        raise ValueError(f"orthogonal_: needs a parameter with at least 2 axes, got shape {tuple(shape)}")
+    rows = shape[0]
+    cols = int(np.prod(shape[1:]))
+    flat = (rng or get_rng()).normal(0.0, 1.0, size=(rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    _fill(p, gain * q.reshape(shape))
+    return p

@@ -140,6 +140,9 @@ class Config:
     clip              WGAN weight clipping: every D parameter into [−clip, clip] after each D
                       step; 0 = none
     n_critic          D steps per G step
+    g_ortho           β of BigGAN's orthogonal regularisation β‖WWᵀ ⊙ (1 − I)‖²_F on every G
+                      weight (conv weights as (out, in·k·k); embeddings left out), added to G's
+                      gradient each G step; 0 = none (BigGAN's code: 1e-4 ≙ 5e-5 here)
     optim_g, optim_d  the two optimizers (:class:`OptimConfig`)
     lr_decay          "none" | "linear": both learning rates fall linearly from their value at
                       G step ⌊lr_decay_start·steps⌋ to 1/(steps − that) of it at the last step
@@ -176,6 +179,7 @@ class Config:
     penalty_weight: float = _only("gan", default=10.0)
     clip: float = _only("gan", default=0.0)
     n_critic: int = _only("gan", default=1)
+    g_ortho: float = _only("gan", default=0.0)
     optim_g: OptimConfig = _only("gan", "pix2pix", factory=OptimConfig)
     optim_d: OptimConfig = _only("gan", "pix2pix", factory=OptimConfig)
     optim: OptimConfig = _only("vae", factory=lambda: OptimConfig("adam", lr=1e-3, betas=(0.9, 0.999)))
@@ -238,6 +242,8 @@ class Config:
                 parts.append(f"clip {self.clip:g}")
             if self.n_critic != 1:
                 parts.append(f"n_critic {self.n_critic}")
+            if self.g_ortho:
+                parts.append(f"orthogonal regularisation of G (β={self.g_ortho:g})")
             parts.append(f"G {self.optim_g.describe()}, D {self.optim_d.describe()}")
             if self.lr_decay != "none":
                 parts.append(f"lr {self.lr_decay} decay from {self.lr_decay_start:.0%} of the steps")
@@ -445,6 +451,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"n_critic must be ≥ 1, got {cfg.n_critic}")
     if not (cfg.clip >= 0 and math.isfinite(cfg.clip)):
         raise ConfigError(f"clip must be ≥ 0 (0 = no clipping), got {cfg.clip}")
+    if not (cfg.g_ortho >= 0 and math.isfinite(cfg.g_ortho)):
+        raise ConfigError(f"g_ortho must be ≥ 0 (0 = no orthogonal regularisation), got {cfg.g_ortho}")
     if not (cfg.penalty_weight >= 0 and math.isfinite(cfg.penalty_weight)):
         raise ConfigError(f"penalty_weight must be ≥ 0, got {cfg.penalty_weight}")
     if cfg.lr_decay not in LR_DECAYS:

@@ -11,7 +11,8 @@ One step (a step is one generator step) is:
         penalty (gp | r1 | lipschitz) adds its θ_D-gradient;  D's optimizer steps;  clipping
     G.zero_grad()
     f ← D(fake)   — the last D step's fake batch, reused: G runs forward once per D step
-    (ℓ_G, ∂ℓ_G/∂f) ← loss.g_loss(f);  G.backward(D.backward_input(∂ℓ_G/∂f));  G's optimizer steps
+    (ℓ_G, ∂ℓ_G/∂f) ← loss.g_loss(f);  G.backward(D.backward_input(∂ℓ_G/∂f))
+    g_ortho > 0: BigGAN's orthogonal regularisation adds its gradient;  G's optimizer steps
     D.zero_grad()   (D.backward_input leaves D's grads alone; they are cleared all the same)
 
 Conditional models generate with the real batch's labels, so a penalty on interpolates sees
@@ -23,7 +24,7 @@ evaluation, samples and ``pygan eval`` use (metrics.jsonl keeps the raw G's figu
 ``eval_raw``). Neither changes the random draws.
 
 Record of a step: ``d_loss`` and its halves ``d_loss.real``/``d_loss.fake`` and ``penalty``
-(means over the D steps), ``g_loss``, mean D(x) and D(G(z)) (``D_real_prob``/``D_fake_prob``
+(means over the D steps), ``g_loss`` (and ``g_ortho``, the regulariser's value, when on), mean D(x) and D(G(z)) (``D_real_prob``/``D_fake_prob``
 for the sigmoid losses, else ``_score``), and on logging steps ``grad_norm``: ‖∂L/∂θ‖ of every
 parameter (D's after the last D step, G's after its step).
 """
@@ -197,6 +198,7 @@ class GANTask(Task):
         f = m.d_forward(fake, labels)
         vg, gg = self.term(loss.g_loss, f, "g_loss", step)
         m.g_backward(m.d_backward_input(gg))
+        ortho = penalties.orthogonal_regularization(m.G, cfg.g_ortho) if cfg.g_ortho else None
         if diagnose:
             norms = {**grad_norms((("G." + k, p) for k, p in m.G.named_parameters()), step), **norms}
         self.opt_g.step()
@@ -209,6 +211,8 @@ class GANTask(Task):
                "d_loss.real": sums["d_loss.real"] / k, "d_loss.fake": sums["d_loss.fake"] / k,
                "penalty": sums["penalty"] / k, "g_loss": vg,
                f"D_real_{self._dx_key}": sums["D_real"] / k, f"D_fake_{self._dx_key}": sums["D_fake"] / k}
+        if ortho is not None:
+            rec["g_ortho"] = ortho
         if diagnose:
             rec["grad_norm"] = norms
         return rec
