@@ -145,13 +145,19 @@ def _cmd_train(args) -> int:
             raise ConfigError(f"--resume continues a run with its own configuration; "
                               f"only --steps and the intervals may change (got {', '.join(given)})")
         intervals = {_dest(f): getattr(args, _dest(f)) for f in free[1:] if getattr(args, _dest(f)) is not None}
-        trainer = Trainer.resume(args.resume, steps=args.steps, intervals=intervals, progress=args.progress)
+        build = lambda **kw: Trainer.resume(args.resume, steps=args.steps, intervals=intervals,  # noqa: E731
+                                            progress=args.progress, **kw)
     else:
         cfg = _resolve_config(args)
         if args.print_config:
             print(config.to_toml(cfg), end="")
             return 0
-        trainer = Trainer.new(cfg, out=args.out, overwrite=args.overwrite, progress=args.progress)
+        build = lambda **kw: Trainer.new(cfg, out=args.out, overwrite=args.overwrite,  # noqa: E731
+                                         progress=args.progress, **kw)
+    if args.distributed:
+        return _train_distributed(args, build)
+    _check_single_process_flags(args)
+    trainer = build()
     try:
         trainer.run()
     except TrainingDiverged as e:
@@ -163,6 +169,52 @@ def _cmd_train(args) -> int:
               + (f"; the last checkpoint is at step {last[1]}: pygan train --resume {trainer.run_dir}"
                  if last else "; no checkpoint was written"), file=sys.stderr)
         return 130
+    return 0
+
+
+_DIST_FLAGS = ("sync_batchnorm", "bucket_mb", "no_overlap", "ordered_reduction", "comm")
+
+
+def _check_single_process_flags(args):
+    from .training import ConfigError
+    given = ["--" + k.replace("_", "-") for k in _DIST_FLAGS if getattr(args, k) not in (None, False)]
+    if given:
+        raise ConfigError(f"{', '.join(given)} only apply to data-parallel training: add --distributed "
+                          f"(and launch with mpiexec -n K)")
+
+
+def _train_distributed(args, build) -> int:
+    """``mpiexec -n K pygan train … --distributed``: every rank builds its trainer, the ranks are
+    compared before training (an error on one names it, on every rank), then they train; an
+    exception on any rank prints that rank and its error and aborts the whole job (MPI_Abort),
+    so no rank waits forever on a collective."""
+    from .training import ConfigError, TrainingDiverged, distributed
+    group = distributed.init_group(args.comm or "mpi")
+    parallel = {"sync_batchnorm": True if args.sync_batchnorm else None,
+                "bucket_mb": args.bucket_mb if args.bucket_mb is not None else 1.0,
+                "overlap": not args.no_overlap, "ordered": args.ordered_reduction}
+    try:
+        trainer = distributed.check_ranks(group, lambda: build(group=group, parallel=parallel))
+    except ConfigError:
+        if group.rank != 0:
+            return _EXIT_ERROR            # rank 0 prints the message that names the ranks
+        raise
+    tag = f"rank {group.rank} of K={group.size}"
+    try:
+        trainer.run()
+    except TrainingDiverged as e:
+        if group.size == 1:
+            _report_divergence(e)
+            return _EXIT_DIVERGED
+        print(f"pygan train [{tag}]: training diverged at {e}; stopping every rank", file=sys.stderr, flush=True)
+        group.abort(_EXIT_DIVERGED)
+    except BaseException as e:          # noqa: BLE001 — any failure must stop every rank
+        if group.size == 1:
+            raise
+        print(f"pygan train [{tag}]: error during step {trainer.step + 1}: {type(e).__name__}: {e}; "
+              f"stopping every rank", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        group.abort(_EXIT_DIVERGED if isinstance(e, TrainingDiverged) else _EXIT_ERROR)
     return 0
 
 
@@ -331,6 +383,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="any config field, dotted for tables: optim_d.betas=[0,0.9], "
                         "model_args.width=32, loss_args.a=-1 (repeatable)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
+    d = p.add_argument_group("data-parallel training (mpiexec -n K pygan train … --distributed)")
+    d.add_argument("--distributed", action="store_true",
+                   help="train on the K processes of mpiexec: the batch is the global batch, each rank "
+                        "computes its slice, gradients are averaged with MPI all-reduce; rank 0 writes the run")
+    d.add_argument("--sync-batchnorm", action="store_true", default=None,
+                   help="BatchNorm statistics over the global batch (default: per rank, as PyTorch DDP)")
+    d.add_argument("--bucket-mb", type=float, default=None, help="gradient bucket size in MB (default 1)")
+    d.add_argument("--no-overlap", action="store_true",
+                   help="all-reduce every bucket after backward instead of as each bucket completes")
+    d.add_argument("--ordered-reduction", action="store_true",
+                   help="sum the ranks' gradients in rank order on every rank (all-gather): bit-identical "
+                        "ranks and runs for any K")
+    d.add_argument("--comm", choices=["mpi", "nccl"], default=None,
+                   help="mpi (default; NumPy buffers) or nccl (CuPy device buffers, one GPU per rank)")
     p.add_argument("--list", action="store_true", help="list the presets and exit")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,

@@ -12,7 +12,7 @@ if a critic may hold it, its derivation in docs/gradients.md, a case in pygan/gr
 from .module import Module, Parameter, eval_mode
 from .linear import Linear
 from .conv import Conv2d, ConvTranspose2d
-from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, InstanceNorm2d
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, InstanceNorm2d, sync_batchnorm
 from .conditional_batchnorm import ConditionalBatchNorm2d, Conditioned
 from .activation import ReLU, LeakyReLU, Tanh, Sigmoid
 from .dropout import Dropout, Dropout2d
@@ -28,4 +28,4 @@ from .init import dcgan_init
 
 __all__ = ["Module", "Parameter", "Linear", "Conv2d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
            "LayerNorm", "InstanceNorm2d", "ConditionalBatchNorm2d", "Conditioned", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout", "Dropout2d", "Flatten", "Unflatten",
-           "Embedding", "Sequential", "Identity", "Residual", "ConcatSkip", "Upsample", "AvgPool2d", "spectral_norm", "init", "dcgan_init", "eval_mode"]
+           "Embedding", "Sequential", "Identity", "Residual", "ConcatSkip", "Upsample", "AvgPool2d", "spectral_norm", "sync_batchnorm", "init", "dcgan_init", "eval_mode"]

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..backend import by_rows, get_backend
+from ..backend import by_rows, get_backend, to_host
 from . import init
 from .module import Module, Parameter, check_input
 
@@ -114,9 +114,19 @@ class _BatchNorm(_NormBase):
     Backward (docs/gradients.md#batchnorm), g = ∂L/∂y, sums over (N, spatial):
     train: ∂L/∂x = (γ/σ)(g − mean(g) − x̂·mean(g·x̂));  eval: ∂L/∂x = g·γ/σ_r;
     both: ∂L/∂γ += Σ g·x̂,  ∂L/∂β += Σ g.
+
+    Synchronised statistics (data-parallel training on K processes, each holding a slice of the
+    batch): with ``group`` set (see :func:`sync_batchnorm`), a train-mode forward takes μ and var
+    over the union of the K slices and backward takes mean(g) and mean(g·x̂) over it, so the K
+    layers together compute exactly the single-process layer on the whole batch; γ's and β's
+    grads stay the slice's own (the data-parallel gradient average sums them).
+    docs/gradients.md#synchronised-batchnorm
     """
 
     _ranks: tuple = ()
+    #: None (statistics of this process's batch), or an object whose ``allreduce(a)`` returns the
+    #: element-wise sum of ``a`` over the processes of a data-parallel group (same shape, dtype)
+    group = None
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, dtype=np.float32, *,
@@ -168,11 +178,16 @@ class _BatchNorm(_NormBase):
                 shift += beta
             y = x2 * self._expand(scale, m)
             y += self._expand(shift, m)
-            self._cache = ("eval", x, invstd, scale, self.running_mean.copy())
+            self._cache = ("eval", x, invstd, scale, self.running_mean.copy(), n)
             return y.reshape(x.shape)
 
+        group = self.group
+        if group is not None:
+            # the union of the group's slices: n over all of them, μ from the summed Σx
+            n = int(round(float(to_host(group.allreduce(xp.asarray([float(n)], dtype=np.float64)))[0])))
         inv_n = dt(1.0 / n)
-        mean = xp.einsum(f"{sub}->c", x3) * inv_n
+        sum_x = xp.einsum(f"{sub}->c", x3)
+        mean = (sum_x if group is None else group.allreduce(sum_x)) * inv_n
         # xc = x − μ goes into a buffer kept from the previous forward (whose cache is dead now)
         buf = self._xc_buf
         if buf is None or buf.shape != x.shape or buf.dtype != x.dtype:
@@ -180,7 +195,8 @@ class _BatchNorm(_NormBase):
         xc3, xc2, _ = self._views(buf, x.shape)
         mean_e = self._expand(mean, m)
         by_rows(lambda s: xp.subtract(x2[s], mean_e, out=xc2[s]), xc2)
-        var = xp.einsum(f"{sub},{sub}->c", xc3, xc3) * inv_n          # biased
+        sum_xc2 = xp.einsum(f"{sub},{sub}->c", xc3, xc3)
+        var = (sum_xc2 if group is None else group.allreduce(sum_xc2)) * inv_n        # biased
         invstd = 1 / xp.sqrt(var + dt(self.eps))
         scale = invstd if gamma is None else gamma * invstd
         y = xp.empty_like(xc2)
@@ -202,12 +218,12 @@ class _BatchNorm(_NormBase):
             rm += dt(f) * mean
             rv *= dt(1.0 - f)
             rv += dt(f * n / (n - 1)) * var                          # unbiased
-        self._cache = ("train", buf, invstd, scale, None)
+        self._cache = ("train", buf, invstd, scale, None, n)
         return y.reshape(x.shape)
 
     # --- backward -----------------------------------------------------------------------
     def backward(self, gy):
-        mode, a, invstd, scale, rmean = self._need_cache(self._cache)
+        mode, a, invstd, scale, rmean, n = self._need_cache(self._cache)
         xp = get_backend().xp
         shape = a.shape
         if tuple(gy.shape) != tuple(shape):
@@ -215,7 +231,6 @@ class _BatchNorm(_NormBase):
                              f"expected {tuple(shape)}")
         gy = xp.ascontiguousarray(gy).reshape(shape)
         g3, g2, sub = self._views(gy, shape)
-        n = a.size // self.num_features
         m = math.prod(shape[2:])
         sum_g = xp.einsum(f"{sub}->c", g3)
         if mode == "eval":
@@ -235,6 +250,11 @@ class _BatchNorm(_NormBase):
             self.weight.grad += sum_gxc * invstd                     # Σ g·x̂
         if self.bias is not None:
             self.bias.grad += sum_g
+        if self.group is not None:
+            # mean(g) and mean(g·xc) over the group's slices (n is already the union's count)
+            c = self.num_features
+            both = self.group.allreduce(xp.concatenate([sum_g, sum_gxc]))
+            sum_g, sum_gxc = both[:c], both[c:]
         # ∂L/∂x = scale·(g − mean(g) − xc·invstd²·mean(g·xc)),  scale = γ·invstd
         inv_n = dt(1.0 / n)
         coef = -(invstd * invstd) * (sum_gxc * inv_n)
@@ -263,7 +283,7 @@ class _BatchNorm(_NormBase):
 
     def jvp(self, dx):
         # eval mode is the per-channel affine map y = x·scale + shift: ẏ = ẋ·scale
-        _, x, invstd, scale, _ = self._eval_cache_for_penalty()
+        _, x, invstd, scale, _, _ = self._eval_cache_for_penalty()
         xp = get_backend().xp
         self._dx = dx = xp.ascontiguousarray(dx)
         m = math.prod(dx.shape[2:])
@@ -271,7 +291,7 @@ class _BatchNorm(_NormBase):
 
     def backward_jvp(self, gy, gdy):
         # adjoint: ∂/∂γ += Σ gdy·ẋ/σ_r (plus the gy terms of backward); gẋ = gdy·scale
-        _, x, invstd, scale, _ = self._eval_cache_for_penalty()
+        _, x, invstd, scale, _, _ = self._eval_cache_for_penalty()
         xp = get_backend().xp
         dx = self._need_cache(getattr(self, "_dx", None))
         gdy = xp.ascontiguousarray(gdy).reshape(dx.shape)
@@ -645,3 +665,17 @@ class InstanceNorm2d(_NormBase):
         if gy is not None:
             gx += self.backward(gy).reshape(xhat.shape)
         return gx.reshape(shape), jh.reshape(shape)
+
+
+def sync_batchnorm(module: Module, group) -> int:
+    """Make every BatchNorm1d/2d inside ``module`` synchronise its batch statistics over
+    ``group`` (an object with ``allreduce(a)`` → the sum of ``a`` over the group's processes;
+    None switches back to per-process statistics), in place, like PyTorch's
+    ``SyncBatchNorm.convert_sync_batchnorm``. Parameters, buffers and state-dict keys are
+    unchanged. Returns the number of layers changed. docs/gradients.md#synchronised-batchnorm"""
+    count = 0
+    for mod in module.modules():
+        if isinstance(mod, _BatchNorm):
+            mod.group = group
+            count += 1
+    return count

@@ -13,7 +13,7 @@ Where things go:
 * the checkpoint layout → :mod:`.checkpoint` (bump its format version and keep reading the old);
 * learning-rate schedules → :mod:`.schedule`; parameter averages → :mod:`.ema`.
 """
-from . import checkpoint, config, presets
+from . import checkpoint, config, distributed, presets
 from .checkpoint import Checkpoint, CheckpointError
 from .config import Config, ConfigError, OptimConfig
 from .loop import RunFolderError, Trainer, load_run, make_task, resume, stored_config, train

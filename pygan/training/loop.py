@@ -16,7 +16,11 @@ loop owns everything that is the same for every family:
   every random number of training; it, pygan's global generator (initialisation) and every
   module's own generator (Dropout) are saved in each checkpoint with the data stream's position,
   so ``--resume`` continues bit-identically, also after ``kill -9``. Pictures and evaluation use
-  generators of their own and put the networks in eval mode, so they never change training.
+  generators of their own and put the networks in eval mode, so they never change training;
+* data-parallel training (``group``: :mod:`pygan.training.distributed`): every rank runs this
+  loop on its slice of the global batch; rank 0 alone writes the run folder, logs (each line
+  says K), evaluates and checkpoints, and the checkpoint (the generator states are the same on
+  every rank) resumes with any K that divides the batch.
 """
 from __future__ import annotations
 
@@ -67,9 +71,23 @@ class Trainer:
     ((path, step) of the last good checkpoint, or None)."""
 
     def __init__(self, cfg: Config, run_dir: str, checkpoint: ckpt.Checkpoint | None = None,
-                 progress: bool | None = None, stream=None):
+                 progress: bool | None = None, stream=None, group=None, parallel: dict | None = None):
+        from . import distributed
         self.cfg = cfg
         self.task = make_task(cfg)
+        parallel = dict(parallel or {})
+        stored = (checkpoint.state.get("distributed", {}) if checkpoint is not None else {}).get("sync_batchnorm")
+        if stored is not None:
+            if parallel.get("sync_batchnorm") not in (None, stored):
+                raise ConfigError(f"{checkpoint.path} was trained with BatchNorm "
+                                  f"{'synchronised' if stored else 'per rank'}; --resume keeps it "
+                                  f"({'drop' if not stored else 'add'} --sync-batchnorm)")
+            parallel["sync_batchnorm"] = stored
+        parallel = {k: v for k, v in parallel.items() if v is not None}
+        self.dp = distributed.DataParallel(group or distributed.LOCAL_GROUP, self.task, **parallel)
+        self.task.dp = self.dp
+        self.rank, self.world = self.dp.rank, self.dp.size
+        self.writer = self.rank == 0
         self.run_dir = os.fspath(run_dir)
         self.stream = stream if stream is not None else sys.stdout
         self.progress = progress
@@ -101,7 +119,7 @@ class Trainer:
             raise RunFolderError(f"{out} already holds a run (checkpoint.npz); continue it with "
                                  f"pygan train --resume {out}, or choose another --out (or --overwrite)")
         trainer = cls(cfg, out, **kw)
-        if overwrite and os.path.isdir(out):
+        if overwrite and trainer.writer and os.path.isdir(out):
             for name in ("checkpoint.npz", "metrics.jsonl"):
                 p = os.path.join(out, name)
                 if os.path.exists(p):
@@ -152,9 +170,24 @@ class Trainer:
                   rng=self._rng_state(),
                   modules={n: m.state_dict() for n, m in self.task.modules().items()},
                   optimizers={n: o.state_dict() for n, o in self.task.optimizers().items()},
-                  state={"elapsed": self.elapsed, "data": dstate, **tstate}, extra={**darrays, **tarrays})
+                  state={"elapsed": self.elapsed, "data": dstate, **tstate, **self._dist_state()},
+                  extra={**darrays, **tarrays})
         self.last_checkpoint = (path, self.step)
         return path
+
+    def _dist_state(self):
+        if not self.dp.distributed:
+            return {}
+        return {"distributed": {"world_size": self.world, "sync_batchnorm": self.dp.sync_batchnorm}}
+
+    def _check_ranks_agree(self):
+        """Every rank's parameters must be the same (a bug or a faulty node otherwise)."""
+        from .distributed import state_digest
+        digests = self.dp.group.allgather(state_digest(self.task))
+        odd = [r for r, d in enumerate(digests) if d != digests[0]]
+        if odd:
+            raise RuntimeError(f"step {self.step}: the parameters of rank{'s' if len(odd) > 1 else ''} "
+                               f"{', '.join(map(str, odd))} differ from rank 0's (of {self.world})")
 
     def _restore(self, ck: ckpt.Checkpoint):
         from ..random import get_rng
@@ -186,7 +219,7 @@ class Trainer:
             e.checkpoint = self.last_checkpoint
             raise
         self.step = s
-        return rec
+        return self.dp.average(rec)
 
     def evaluate(self) -> dict:
         """The task's quality figures now (as record fields: "eval", maybe "eval_raw")."""
@@ -220,6 +253,10 @@ class Trainer:
         self._metrics = open(path, "a", encoding="utf-8")
 
     def _log(self, msg):
+        if not self.writer:
+            return
+        if self.dp.distributed:
+            msg = f"[K={self.world}] {msg}"
         if self._bar is not None:
             self._bar.write(msg)
         else:
@@ -231,6 +268,7 @@ class Trainer:
 
     def _start_bar(self):
         use_bar = self.progress if self.progress is not None else sys.stderr.isatty()
+        use_bar = use_bar and self.writer and not self.dp.distributed     # plain lines, each saying K
         if not use_bar:
             return None
         try:
@@ -245,11 +283,15 @@ class Trainer:
 
         Raises TrainingDiverged (the last good checkpoint is kept) on NaN/inf."""
         cfg = self.cfg
-        os.makedirs(self.run_dir, exist_ok=True)
-        clean_temporary_files(self.run_dir)
+        w = self.writer
+        if w:
+            os.makedirs(self.run_dir, exist_ok=True)
+            clean_temporary_files(self.run_dir)
         start_step = self.step
         quality = {}
         self._log(f"pygan train {cfg.name}: {cfg.describe()}")
+        if self.dp.distributed:
+            self._log(f"data-parallel: {self.dp.describe()}; {cfg.batch_size // self.world} samples per process")
         self._log(f"run folder {self.run_dir}" + (f" (resumed at step {self.step})" if start_step else ""))
         source = self._data_source()
         self._log(f"data: {source}")
@@ -257,8 +299,11 @@ class Trainer:
             self._log(f"already at step {self.step} of {cfg.steps}; nothing to do "
                       f"(pass --steps to train further)")
             return {"step": self.step, "elapsed": self.elapsed, "quality": quality, "run_dir": self.run_dir}
-        self._write_config()
-        self._open_metrics()
+        if w:
+            self._write_config()
+            self._open_metrics()
+        else:
+            self._metrics = _NoFile()
         self._bar = self._start_bar()
         t0 = time.perf_counter()
         base = self.elapsed
@@ -271,8 +316,10 @@ class Trainer:
                 s = self.step
                 if s == start_step + 1:
                     rec["data"] = source         # which data this session trained on
+                    if self.dp.distributed:
+                        rec["processes"] = self.world
                 last = s == cfg.steps
-                if self._due(cfg.eval_every, s):
+                if w and self._due(cfg.eval_every, s):
                     fields, msg = self.task.evaluate(s)
                     if fields:
                         rec.update(fields)
@@ -291,17 +338,24 @@ class Trainer:
                         self._bar.set_postfix_str(self.task.summary(rec), refresh=False)
                     else:
                         self._log(f"step {s}/{cfg.steps}  {self.task.summary(rec)}  [{rate:.1f} steps/s]")
-                if self._due(cfg.sample_every, s):
+                if w and self._due(cfg.sample_every, s):
                     self._figures(final=last)
                 if self._due(cfg.checkpoint_every, s):
-                    self._metrics.flush()
-                    self.save_checkpoint()
+                    if self.dp.distributed:
+                        self._check_ranks_agree()
+                    if w:
+                        self._metrics.flush()
+                        self.save_checkpoint()
+                    else:
+                        self.task.check_finite_parameters(self.step)
+                        self.last_checkpoint = (self.checkpoint_path, self.step)
         except TrainingDiverged as e:
             e.checkpoint = self.last_checkpoint
             self._metrics.write(json.dumps({"step": e.step, "error": str(e)}) + "\n")
             self._metrics.flush()
             try:
-                self.task.curves(self.records, self.run_dir)
+                if w:
+                    self.task.curves(self.records, self.run_dir)
             except Exception:       # noqa: BLE001 — the divergence is what the user must see
                 pass
             raise
@@ -315,6 +369,19 @@ class Trainer:
                   + (f" ({self.step - start_step} this session)" if start_step else "")
                   + f"; samples in {os.path.join(self.run_dir, 'samples.png')}")
         return {"step": self.step, "elapsed": self.elapsed, "quality": quality, "run_dir": self.run_dir}
+
+
+class _NoFile:
+    """metrics.jsonl on a rank that writes nothing."""
+
+    def write(self, text):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
 
 
 def stored_config(ck: ckpt.Checkpoint) -> Config:

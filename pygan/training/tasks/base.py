@@ -20,6 +20,11 @@ owns only what is particular to its family:
 
 ``stream_id`` keys the training generator's stream (seeded from the config's seed), so that
 each family draws its own numbers.
+
+``dp`` (:class:`pygan.training.distributed.DataParallel`; the trainer sets it, a no-op for one
+process): a step draws every random number of the *global* batch and keeps ``dp.shard(…)`` of
+it, calls ``dp.arm(net)`` before a network's last backward pass and ``dp.reduce(net)`` before
+its optimizer steps (the gradient average over the processes).
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ import math
 import numpy as np
 
 from ..checkpoint import CheckpointError, describe_mismatch
+from ..distributed import LOCAL
 from ...losses import NonFiniteLoss
 
 __all__ = ["Task", "TrainingDiverged", "grad_norms"]
@@ -70,6 +76,7 @@ class Task:
 
     kind = ""
     stream_id = 0
+    dp = LOCAL
 
     def __init__(self, cfg):
         self.cfg = cfg

@@ -140,21 +140,23 @@ class GANTask(Task):
 
     # -- one step --
     def _penalty(self, real, fake, labels, rng):
-        cfg, m = self.cfg, self.model
-        lam = cfg.penalty_weight
+        # the interpolation weights are drawn for the global batch; this process keeps its rows
+        cfg, m, dp = self.cfg, self.model, self.dp
+        lam, B = cfg.penalty_weight, cfg.batch_size
         critic = (lambda lab: m.critic(lab) if m.num_classes else m.D)
         if cfg.penalty == "gp":
-            return penalties.gradient_penalty(critic(labels), real, fake, lam=lam, rng=rng)
+            return penalties.gradient_penalty(critic(labels), real, fake, lam=lam, alpha=dp.shard(rng.random(B)))
         if cfg.penalty == "r1":
             return penalties.r1_penalty(critic(labels), real, gamma=lam)
         labels2 = None if labels is None else get_backend().xp.concatenate([labels, labels])
         return penalties.lipschitz_penalty(critic(labels2), real, fake, lam=lam,
-                                           one_sided=cfg.penalty == "lipschitz-one-sided", rng=rng)
+                                           one_sided=cfg.penalty == "lipschitz-one-sided",
+                                           t=dp.shard(rng.random((B, 2))))
 
     def train_step(self, step, rng, diagnose):
         """One G step with its n_critic D steps; returns the step's metrics record."""
-        cfg, m, loss = self.cfg, self.model, self.loss
-        B = cfg.batch_size
+        cfg, m, loss, dp = self.cfg, self.model, self.loss, self.dp
+        B = cfg.batch_size                     # the global batch: this process trains on dp.shard of it
         if cfg.lr_decay != "none":
             f = lr_factor(cfg.lr_decay, step, cfg.steps, cfg.lr_decay_start)
             self.opt_g.lr = self._base_lr[0] * f
@@ -164,9 +166,9 @@ class GANTask(Task):
         prob = self._dx_key == "prob"
         for _ in range(cfg.n_critic):
             real, labels = self.data.next(B, rng)
-            real = to_device(real)
-            labels = None if (labels is None or not m.num_classes) else to_device(labels)
-            z = m.sample_z(B, rng)
+            real = to_device(dp.shard(real))
+            labels = None if (labels is None or not m.num_classes) else to_device(dp.shard(labels))
+            z = dp.shard(m.sample_z(B, rng))
             fake = m.g_forward(z, labels)
             self.opt_d.zero_grad()
             r = m.d_forward(real, labels)
@@ -174,6 +176,8 @@ class GANTask(Task):
             m.d_backward_params(gr)
             f = m.d_forward(fake, labels)
             vf, gf = self.term(loss.d_fake, f, "d_loss.fake", step)
+            if cfg.penalty == "none":
+                dp.arm("D")                    # D's grads complete in this pass
             m.d_backward_params(gf)
             pen = 0.0
             if cfg.penalty != "none":
@@ -184,6 +188,7 @@ class GANTask(Task):
                                       f"use penalty = \"lipschitz\" (first derivatives only)") from None
                 if not np.isfinite(pen):
                     raise TrainingDiverged(step, "penalty", pen)
+            dp.reduce("D")
             if diagnose:
                 norms.update(grad_norms((("D." + k, p) for k, p in m.D.named_parameters()), step))
             self.opt_d.step()
@@ -197,7 +202,10 @@ class GANTask(Task):
         self.opt_g.zero_grad()
         f = m.d_forward(fake, labels)
         vg, gg = self.term(loss.g_loss, f, "g_loss", step)
-        m.g_backward(m.d_backward_input(gg))
+        gx = m.d_backward_input(gg)
+        dp.arm("G")
+        m.g_backward(gx)
+        dp.reduce("G")
         ortho = penalties.orthogonal_regularization(m.G, cfg.g_ortho) if cfg.g_ortho else None
         if diagnose:
             norms = {**grad_norms((("G." + k, p) for k, p in m.G.named_parameters()), step), **norms}

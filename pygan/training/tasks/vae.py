@@ -114,16 +114,19 @@ class VAETask(Task):
 
     def train_step(self, step, rng, diagnose):
         """One optimizer step on one batch; returns the step's record."""
-        cfg, m = self.cfg, self.model
-        x, y = self.data.next(cfg.batch_size, rng)
-        x = to_device(x)
-        y = to_device(y) if m.conditional else None
+        cfg, m, dp = self.cfg, self.model, self.dp
+        x, y = self.data.next(cfg.batch_size, rng)     # the global batch; this process keeps its rows
+        x = to_device(dp.shard(x))
+        y = to_device(dp.shard(y)) if m.conditional else None
         beta = 0.0 if m.deterministic else kl_weight(step, cfg.beta, cfg.beta_warmup)
+        eps = dp.shard(_eps(m, cfg.batch_size, rng))
         self.opt.zero_grad()
+        dp.arm("model")
         try:
-            _, parts = m.elbo_and_backward(x, _eps(m, len(x), rng), y, beta)
+            _, parts = m.elbo_and_backward(x, eps, y, beta)
         except NonFiniteLoss as e:          # the ELBO names its term: recon or kl
             raise TrainingDiverged(step, e.term or "elbo", e.value, str(e)) from None
+        dp.reduce("model")
         rec = {"step": step, **parts, "beta": beta}
         if diagnose:
             rec["grad_norm"] = grad_norms(m.named_parameters(), step)
